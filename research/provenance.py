@@ -1,0 +1,55 @@
+"""Provenance recorded with every result: commit, data checksum, package versions, device."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "pandas", "pillow",
+            "imagehash", "ml-collections", "tensorflow-datasets")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """Current commit hash, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def device_info() -> dict[str, object]:
+    """JAX backend, device kind and count (imports jax lazily: data stages need no jax)."""
+    import jax
+
+    devices = jax.local_devices()
+    return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+            "num_devices": len(devices), "host": platform.node(), "cpu": platform.processor()}
+
+
+def provenance(data_sha256: str | None = None, with_device: bool = False) -> dict[str, object]:
+    record: dict[str, object] = {
+        "git_commit": git_commit(),
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "data_sha256": data_sha256,
+        "packages": package_versions(),
+    }
+    if with_device:
+        record["device"] = device_info()
+    return record
