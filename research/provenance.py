@@ -46,7 +46,7 @@ def device_info() -> dict[str, object]:
 def provenance(data_sha256: str | None = None, with_device: bool = False) -> dict[str, object]:
     record: dict[str, object] = {
         "git_commit": git_commit(),
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "data_sha256": data_sha256,
         "packages": package_versions(),
     }

@@ -13,7 +13,8 @@ from research.provenance import provenance
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--data", help="UTKFace.tar.gz or extracted folder (else $UTKFACE, data/raw, ../shared/data)")
+    parser.add_argument("--data", help="UTKFace.tar.gz or extracted folder "
+                        "(else $UTKFACE, data/raw, ../shared/data)")
     parser.add_argument("--out", type=Path, default=Path("results/cleaning"))
     args = parser.parse_args()
     source = locate.locate_dataset(args.data)

@@ -1,0 +1,1 @@
+"""UTKFace data layer: locating the archive, labels, cleaning, splits, caches and the TFDS builder."""

@@ -1,0 +1,32 @@
+"""The three task heads shared by every backbone."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+NUM_AGE_BINS = 117  # ages 0..116
+NUM_GENDERS = 2
+NUM_RACES = 5
+
+
+class MultiTaskHeads(nn.Module):
+    """Age (a scalar, or logits over ages 0..116), gender logits (2) and ethnicity logits (5)."""
+
+    age_head: str = "classification"  # or "regression"
+    dropout: float = 0.0
+    # A regression head predicts (age - offset) / scale so that its targets start near 0 +- 1.
+    age_offset: float = 33.0
+    age_scale: float = 20.0
+
+    @nn.compact
+    def __call__(self, features: jnp.ndarray, train: bool) -> dict[str, jnp.ndarray]:
+        x = nn.Dropout(self.dropout, deterministic=not train)(features.astype(jnp.float32))
+        if self.age_head == "classification":
+            age = nn.Dense(NUM_AGE_BINS, name="age")(x)
+        elif self.age_head == "regression":
+            age = nn.Dense(1, name="age")(x)[:, 0] * self.age_scale + self.age_offset
+        else:
+            raise ValueError(f"age_head must be 'classification' or 'regression', got {self.age_head!r}")
+        return {"age": age, "gender": nn.Dense(NUM_GENDERS, name="gender")(x),
+                "race": nn.Dense(NUM_RACES, name="race")(x)}

@@ -1,0 +1,1 @@
+"""Training: losses, train state and optimizer, pmap'd steps, the epoch loop."""

@@ -1,0 +1,135 @@
+"""The training loop: epochs of pmap'd steps, validation, checkpoints, logs and resumption."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pandas as pd
+from flax import jax_utils
+from tqdm import tqdm
+
+from research import checkpoints
+from research.data import pipeline
+from research.models.factory import create_model
+from research.outputs import append_jsonl, write_csv, write_json
+from research.training import data as run_data
+from research.training import history as run_history
+from research.training.state import create_train_state, learning_rate_schedule
+from research.training.steps import AXIS, predict_step, train_step
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when a training loss becomes NaN or infinite."""
+
+
+def local_devices(config: ml_collections.ConfigDict) -> list:
+    devices = jax.local_devices()
+    wanted = config.num_devices or len(devices)
+    if wanted > len(devices):
+        raise ValueError(f"config.num_devices={wanted} but only {len(devices)} local devices; on CPU set "
+                         f"XLA_FLAGS=--xla_force_host_platform_device_count={wanted}")
+    if config.batch_size % wanted:
+        raise ValueError(f"batch_size {config.batch_size} does not divide evenly over {wanted} devices")
+    return devices[:wanted]
+
+
+def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
+                 config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows."""
+    step = jax.jit(functools.partial(predict_step, apply_fn=apply_fn, tta_flip=config.eval.tta_flip))
+    parts = []
+    for chunk, real in pipeline.eval_batches(images, rows, config.eval.batch_size):
+        out = jax.device_get(step(variables, chunk))
+        parts.append({k: v[:real] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+
+def evaluate_split(variables, apply_fn, images, rows, table, config) -> dict[str, float]:
+    """Validation metrics: age MAE, gender and ethnicity accuracy."""
+    pred = predict_rows(variables, apply_fn, images, rows, config)
+    race = table["race"].to_numpy()
+    return {"age_mae": float(np.mean(np.abs(pred["age"] - table["age"].to_numpy()))),
+            "gender_accuracy": float(np.mean(pred["p_gender"].argmax(-1) == table["gender"].to_numpy())),
+            "ethnicity_accuracy": float(np.mean(pred["p_race"].argmax(-1)[race >= 0] == race[race >= 0]))}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: str | None = None) -> dict:
+    """Train ``config`` into ``workdir`` (resuming from its last checkpoint) and return the summary."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json(workdir / "config.json", config.to_dict())
+    devices = local_devices(config)
+    cached = run_data.open_protocol(config, data)
+    train_rows, train_table = cached.split("train")
+    val_rows, val_table = cached.split("val")
+    train_rows = run_data.subset(train_rows, config.data.max_train_images)
+    train_table = train_table.iloc[: len(train_rows)]
+    val_rows = run_data.subset(val_rows, config.data.max_eval_images)
+    val_table = val_table.iloc[: len(val_rows)]
+    steps_per_epoch = len(train_rows) // config.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(train_rows)} training images is fewer than one batch of {config.batch_size}")
+
+    model = create_model(config.model, axis_name=AXIS)
+    rng = jax.random.key(config.seed)
+    init_rng, step_rng = jax.random.split(rng)
+    state = create_train_state(model, config, init_rng, steps_per_epoch)
+    ckpt_dir = workdir / "checkpoints"
+    start_epoch, history = 0, []
+    if checkpoints.latest_step(ckpt_dir / "last") is not None:
+        state, meta = checkpoints.restore(ckpt_dir / "last", state)
+        start_epoch, history = meta["epoch"] + 1, meta["history"]
+        print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {ckpt_dir / 'last'}")
+    run_history.rewrite_metrics(workdir / "metrics.jsonl", history)
+
+    p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
+                       devices=devices, donate_argnums=(0,))
+    schedule = learning_rate_schedule(config.optimizer, steps_per_epoch)
+    labels = pipeline.labels_of(train_table)
+    replicated = jax_utils.replicate(state, devices=devices)
+    step_keys = jax_utils.replicate(step_rng, devices=devices)
+    best = min((h["val/age_mae"] for h in history), default=float("inf"))
+    start_time = time.time()
+    for epoch in range(start_epoch, config.optimizer.num_epochs):
+        batches = pipeline.train_batches(cached.images, train_rows, labels, config.batch_size,
+                                         config.seed, epoch, len(devices))
+        tic, sums = time.time(), None
+        bar = tqdm(jax_utils.prefetch_to_device(batches, 2, devices=devices), total=steps_per_epoch,
+                   desc=f"{config.name} epoch {epoch + 1}/{config.optimizer.num_epochs}", unit="step")
+        for i, batch in enumerate(bar):
+            replicated, metrics = p_train(replicated, batch, step_keys)
+            metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
+            sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+            if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
+                host = jax.device_get(sums)
+                if not np.isfinite(host["loss"]):
+                    raise NonFiniteLossError(
+                        f"{config.name}: the training loss became {host['loss']} in epoch {epoch + 1} "
+                        f"(step {i + 1}); lower optimizer.learning_rate or set optimizer.clip_norm")
+                bar.set_postfix(loss=f"{host['loss'] / (i + 1):.3f}",
+                                mae=f"{host['age_abs_error'] / host['n']:.2f}")
+        seconds = time.time() - tic
+        state = jax_utils.unreplicate(replicated)
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        val = evaluate_split(variables, state.apply_fn, cached.images, val_rows, val_table, config)
+        record = run_history.epoch_record(epoch, jax.device_get(sums), steps_per_epoch, val,
+                                          float(schedule(int(state.step))), seconds, config.batch_size)
+        history.append(record)
+        append_jsonl(workdir / "metrics.jsonl", record)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+        if val["age_mae"] < best:
+            best = val["age_mae"]
+            checkpoints.save(ckpt_dir / "best", epoch, state, {"epoch": epoch, "val": val})
+        checkpoints.save(ckpt_dir / "last", epoch, state, {"epoch": epoch, "history": history})
+    history_frame = pd.DataFrame(history)
+    write_csv(workdir / "history.csv", history_frame)
+    run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
+    return run_history.write_summary(workdir, config, history, devices, time.time() - start_time,
+                                     len(train_rows), len(val_rows))

@@ -1,0 +1,82 @@
+"""Per-head losses and the age read-out shared by training and evaluation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from research.models.heads import NUM_AGE_BINS
+
+AGES = jnp.arange(NUM_AGE_BINS, dtype=jnp.float32)
+
+
+def expected_age(logits: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Mean and standard deviation of the predicted distribution over ages 0..116."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    mean = probs @ AGES
+    var = probs @ AGES**2 - mean**2
+    return mean, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def predicted_age(age_output: jnp.ndarray) -> jnp.ndarray:
+    """Point estimate from either age head (expected value for the classification head)."""
+    return expected_age(age_output)[0] if age_output.ndim == 2 else age_output.astype(jnp.float32)
+
+
+def age_targets(age: jnp.ndarray, loss: str, sigma: float) -> jnp.ndarray:
+    """Target distribution over ages: one-hot ('ce') or a discretised Gaussian ('ldl')."""
+    if loss == "ce":
+        return jax.nn.one_hot(age, NUM_AGE_BINS)
+    if loss == "ldl":
+        weights = jnp.exp(-0.5 * ((AGES[None, :] - age[:, None].astype(jnp.float32)) / sigma) ** 2)
+        return weights / weights.sum(axis=-1, keepdims=True)
+    raise ValueError(f"age loss {loss!r} needs a classification head ('ce' or 'ldl')")
+
+
+def age_loss(age_output: jnp.ndarray, age: jnp.ndarray, loss: str, sigma: float) -> jnp.ndarray:
+    """Per-example age loss. Regression: 'l1' (in years) or 'l2' (in decades^2).
+    Classification: cross-entropy to one-hot or Gaussian targets."""
+    if age_output.ndim == 1:
+        error = age_output - age.astype(jnp.float32)
+        if loss == "l1":
+            return jnp.abs(error)
+        if loss == "l2":
+            return (error / 10.0) ** 2
+        raise ValueError(f"age loss {loss!r} needs a regression head ('l1' or 'l2')")
+    targets = age_targets(age, loss, sigma)
+    return optax.softmax_cross_entropy(age_output.astype(jnp.float32), targets)
+
+
+def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: float) -> tuple:
+    """Per-example smoothed cross-entropy and a validity mask (label -1 = missing, masked out)."""
+    valid = labels >= 0
+    onehot = jax.nn.one_hot(jnp.where(valid, labels, 0), logits.shape[-1])
+    targets = optax.smooth_labels(onehot, smoothing) if smoothing else onehot
+    return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets), valid.astype(jnp.float32)
+
+
+def multitask_loss(outputs: dict, batch: dict, cfg, axis_name: str | None = None
+                   ) -> tuple[jnp.ndarray, dict]:
+    """Weighted sum of the three heads' means over real (non-padding) examples.
+
+    ``batch['weight']`` is 1 for real examples and 0 for padding; a missing ethnicity label
+    removes the example from the ethnicity term only. Under ``pmap`` (``axis_name`` given) each
+    device divides its sum by the count over *all* devices, so summing the devices' gradients
+    gives exactly the gradient of the global mean, whatever the per-device masks.
+    """
+    weight = batch["weight"]
+    age_terms = age_loss(outputs["age"], batch["age"], cfg.age_loss, cfg.ldl_sigma)
+    gender_terms, gender_ok = classification_loss(outputs["gender"], batch["gender"], cfg.label_smoothing)
+    race_terms, race_ok = classification_loss(outputs["race"], batch["race"], cfg.label_smoothing)
+
+    def masked_mean(terms, mask):
+        count = jax.lax.psum(mask.sum(), axis_name) if axis_name else mask.sum()
+        return (terms * mask).sum() / jnp.maximum(count, 1.0)
+
+    losses = {"age": masked_mean(age_terms, weight),
+              "gender": masked_mean(gender_terms, weight * gender_ok),
+              "race": masked_mean(race_terms, weight * race_ok)}
+    total = (cfg.weights.age * losses["age"] + cfg.weights.gender * losses["gender"]
+             + cfg.weights.race * losses["race"])
+    return total, losses

@@ -1,0 +1,76 @@
+"""Pure step functions: the pmap'd train step and the jitted inference step."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from research.training.augment import augment, normalize
+from research.training.losses import expected_age, multitask_loss
+
+AXIS = "batch"
+
+
+def train_step(state, batch: dict, key: jax.Array, config: ml_collections.ConfigDict,
+               axis_name: str | None = AXIS):
+    """One optimizer step on this device's shard; gradients summed over ``axis_name``.
+
+    Each device's loss is its share of the global mean (see ``multitask_loss``), so the psum of
+    gradients is the gradient of the global-batch loss; BatchNorm statistics are synchronised by
+    the model's ``axis_name`` (a pmean inside BatchNorm).
+    """
+    key = jax.random.fold_in(key, state.step)
+    if axis_name:
+        key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+    aug_key, dropout_key = jax.random.split(key)
+    images = augment(aug_key, normalize(batch["image"]), config.augment)
+
+    def loss_fn(params):
+        outputs, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, images,
+                                          train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
+        total, losses = multitask_loss(outputs, batch, config.loss, axis_name)
+        return total, (losses, updates["batch_stats"], outputs)
+
+    (total, (losses, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if axis_name:
+        grads = jax.lax.psum(grads, axis_name)
+    new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    metrics = {"loss": total, **{f"loss_{k}": v for k, v in losses.items()},
+               **_batch_counts(outputs, batch)}
+    if axis_name:
+        metrics = jax.lax.psum(metrics, axis_name)
+    return new_state, metrics
+
+
+def _batch_counts(outputs: dict, batch: dict) -> dict:
+    """Sums (not means) so that they can be added across devices and steps."""
+    from research.training.losses import predicted_age
+
+    weight = batch["weight"]
+    race_ok = weight * (batch["race"] >= 0)
+    return {"n": weight.sum(),
+            "age_abs_error": (jnp.abs(predicted_age(outputs["age"]) - batch["age"]) * weight).sum(),
+            "gender_correct": ((outputs["gender"].argmax(-1) == batch["gender"]) * weight).sum(),
+            "race_correct": ((outputs["race"].argmax(-1) == batch["race"]) * race_ok).sum(),
+            "race_n": race_ok.sum()}
+
+
+def predict_step(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool) -> dict:
+    """Inference on uint8 images: age mean/std, gender and ethnicity probabilities.
+
+    With ``tta_flip`` the probabilities (or regressed ages) of the image and its mirror image
+    are averaged.
+    """
+    x = normalize(images)
+    views = [x, x[:, :, ::-1]] if tta_flip else [x]
+    outs = [apply_fn(variables, v, train=False) for v in views]
+    if outs[0]["age"].ndim == 2:
+        probs = jnp.mean(jnp.stack([jax.nn.softmax(o["age"].astype(jnp.float32)) for o in outs]), 0)
+        age, age_std = expected_age(jnp.log(jnp.maximum(probs, 1e-12)))
+    else:
+        age = jnp.mean(jnp.stack([o["age"].astype(jnp.float32) for o in outs]), 0)
+        age_std = jnp.full_like(age, jnp.nan)
+    mean_probs = {k: jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32)) for o in outs]), 0)
+                  for k in ("gender", "race")}
+    return {"age": age, "age_std": age_std, "p_gender": mean_probs["gender"], "p_race": mean_probs["race"]}

@@ -1,0 +1,33 @@
+"""Train one experiment config into results/runs/<name>/ (resumes from its last checkpoint).
+
+    python scripts/train.py --config cnn_baseline --profile cpu [--set optimizer.num_epochs=3]
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+# One XLA host device per core, so that pmap spreads a CPU step over every core (GPUs ignore it).
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
+
+from research.configs import PROFILES, load_config
+from research.configs.overrides import apply_overrides
+from research.training.loop import train_and_evaluate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--config", required=True, help="module name under research/configs/")
+    parser.add_argument("--profile", choices=PROFILES, default="cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set optimizer.num_epochs=3 (repeatable)")
+    parser.add_argument("--data", help="UTKFace archive or folder (else $UTKFACE, data/raw, ../shared/data)")
+    parser.add_argument("--workdir", type=Path, help="default results/runs/<config name>")
+    args = parser.parse_args()
+    config = apply_overrides(load_config(args.config, args.profile), args.set)
+    summary = train_and_evaluate(config, args.workdir or Path("results/runs") / config.name, args.data)
+    print(f"best validation epoch {summary['best_epoch']}: {summary['best_val']}")
+
+
+if __name__ == "__main__":
+    main()
