@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -20,7 +21,8 @@ def git_commit(cwd: Path | None = None) -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        # A copy of the tree without .git (e.g. on a remote accelerator) is told its commit.
+        return os.environ.get("RESEARCH_GIT_COMMIT", "unknown")
     return sha + ("-dirty" if dirty else "")
 
 

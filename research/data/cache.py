@@ -28,6 +28,7 @@ class DecodedImages:
 
     images: np.ndarray
     table: pd.DataFrame
+    source_sha256: str | None = None  # checksum of the archive the images were decoded from
 
     def split(self, name: str) -> tuple[np.ndarray, pd.DataFrame]:
         """Row indices and label rows of one split (train/val/test)."""
@@ -93,6 +94,7 @@ def build_cache(source: Path, split_csv: Path, size: int, out: Path, workers: in
             raise FileNotFoundError(f"{len(missing)} files of {split_csv} are not in {source}, "
                                     f"e.g. {missing[:3]}; was the split made from another archive?")
     write_csv(out / "index.csv", table)
+    write_json(out / "source.json", {"source": source.name, "source_sha256": archive.data_checksum(source)})
     write_json(out / "meta.json", meta)
     return out
 
@@ -106,7 +108,8 @@ def _store(pool, images, order, seen, names, blobs, size, bar) -> None:
 
 def is_current(out: Path, meta: dict) -> bool:
     path = Path(out) / "meta.json"
-    return path.is_file() and json.loads(path.read_text()) == meta and (Path(out) / "images.npy").is_file()
+    complete = all((Path(out) / name).is_file() for name in ("images.npy", "index.csv", "source.json"))
+    return complete and path.is_file() and json.loads(path.read_text()) == meta
 
 
 def load_cache(out: Path) -> DecodedImages:
@@ -116,4 +119,6 @@ def load_cache(out: Path) -> DecodedImages:
         raise FileNotFoundError(f"no decoded-image cache at {out}; build it with scripts/build_cache.py")
     images = np.load(out / "images.npy", mmap_mode="r")
     table = pd.read_csv(out / "index.csv", keep_default_na=False)
-    return DecodedImages(images=images, table=table)
+    source = out / "source.json"
+    sha = json.loads(source.read_text())["source_sha256"] if source.is_file() else None
+    return DecodedImages(images=images, table=table, source_sha256=sha)

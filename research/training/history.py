@@ -58,7 +58,8 @@ def plot_loss_curves(history: pd.DataFrame, path: Path, title: str) -> None:
 
 
 def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: list[dict], devices: list,
-                  wall_time: float, n_train: int, n_val: int) -> dict:
+                  wall_time: float, n_train: int, n_val: int, data_sha256: str | None,
+                  commit: str) -> dict:
     from research.data.archive import sha256_file
 
     best = min(history, key=lambda h: h["val/age_mae"])
@@ -75,7 +76,8 @@ def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: lis
         "num_devices": len(devices), "device_kind": devices[0].device_kind,
         "split_sha256": sha256_file(split_csv),
         "config": config.to_dict(),
-        "provenance": provenance(with_device=True),
+        "provenance": provenance(data_sha256=data_sha256, with_device=True),
     }
+    summary["provenance"]["git_commit"] = commit
     write_json(Path(workdir) / "summary.json", summary)
     return summary

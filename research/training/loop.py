@@ -19,6 +19,7 @@ from research import checkpoints
 from research.data import pipeline
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
+from research.provenance import git_commit
 from research.training import data as run_data
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
@@ -64,6 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     """Train ``config`` into ``workdir`` (resuming from its last checkpoint) and return the summary."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()  # the code that runs is the code at start, whatever happens meanwhile
     write_json(workdir / "config.json", config.to_dict())
     devices = local_devices(config)
     cached = run_data.open_protocol(config, data)
@@ -132,4 +134,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     write_csv(workdir / "history.csv", history_frame)
     run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
     return run_history.write_summary(workdir, config, history, devices, time.time() - start_time,
-                                     len(train_rows), len(val_rows))
+                                     len(train_rows), len(val_rows), cached.source_sha256, commit)

@@ -1,0 +1,1 @@
+"""Evaluation: predictions from checkpoints, metrics with bootstrap intervals, age verification."""

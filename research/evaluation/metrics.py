@@ -1,0 +1,195 @@
+"""Metrics computed from a predictions table (so anyone can recompute them from the CSV).
+
+Predictions columns: file, age, gender, race, pred_age, pred_gender, p_female, pred_race,
+age_std (race -1 = missing label, excluded from ethnicity metrics).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from research.data.labels import AGE_GROUPS, age_group
+
+CS_LEVELS = (1, 3, 5, 10)
+CHALLENGE_THRESHOLDS = (18, 21, 25, 30)
+NUM_RACES = 5
+
+
+def age_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    error = pred - true
+    absolute = np.abs(error)
+    out = {
+        "age_mae": float(absolute.mean()),
+        "age_rmse": float(np.sqrt((error**2).mean())),
+        "age_median_ae": float(np.median(absolute)),
+        "age_mean_signed_error": float(error.mean()),
+    }
+    out.update({f"age_cs{k}": float((absolute <= k).mean()) for k in CS_LEVELS})
+    return out
+
+
+def binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney) formula, ties averaged."""
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
+    positives = labels == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def f1_score(true: np.ndarray, pred: np.ndarray, positive: int) -> float:
+    tp = np.sum((pred == positive) & (true == positive))
+    fp = np.sum((pred == positive) & (true != positive))
+    fn = np.sum((pred != positive) & (true == positive))
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else float("nan")
+
+
+def gender_metrics(true: np.ndarray, pred: np.ndarray, p_female: np.ndarray) -> dict[str, float]:
+    return {
+        "gender_accuracy": float((true == pred).mean()),
+        "gender_f1": f1_score(true, pred, positive=1),  # female as the positive class
+        "gender_auc": binary_auc(true, p_female),
+    }
+
+
+def confusion(true: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    matrix = np.zeros((classes, classes), int)
+    np.add.at(matrix, (true, pred), 1)
+    return matrix
+
+
+def ethnicity_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
+    known = true >= 0
+    true, pred = true[known], pred[known]
+    return {
+        "ethnicity_accuracy": float((true == pred).mean()),
+        "ethnicity_macro_f1": float(np.nanmean([f1_score(true, pred, c) for c in range(NUM_RACES)])),
+        "ethnicity_confusion": confusion(true, pred, NUM_RACES).tolist(),
+    }
+
+
+def challenge_rates(true_age: np.ndarray, pred_age: np.ndarray, threshold: float) -> dict[str, float]:
+    """Challenge-N: ID is asked when the estimate is below ``threshold``.
+
+    fpr_13_17: share of 13-17 year-olds estimated at the threshold or above (let through);
+    friction_18_24 / friction_25plus: share of adults in those ranges asked for ID.
+    """
+
+    def share(mask, condition):
+        return float(condition[mask].mean()) if mask.any() else float("nan")
+
+    passed = pred_age >= threshold
+    return {
+        "fpr_13_17": share((true_age >= 13) & (true_age <= 17), passed),
+        "friction_18_24": share((true_age >= 18) & (true_age <= 24), ~passed),
+        "friction_25plus": share(true_age >= 25, ~passed),
+    }
+
+
+def headline_metrics(frame: pd.DataFrame) -> dict:
+    """Every point metric of a predictions table (no intervals)."""
+    true_age, pred_age = frame["age"].to_numpy(float), frame["pred_age"].to_numpy(float)
+    out = {"n": int(len(frame))}
+    out.update(age_metrics(true_age, pred_age))
+    out.update(
+        gender_metrics(
+            frame["gender"].to_numpy(), frame["pred_gender"].to_numpy(), frame["p_female"].to_numpy(float)
+        )
+    )
+    out.update(ethnicity_metrics(frame["race"].to_numpy(), frame["pred_race"].to_numpy()))
+    groups = frame["age"].map(age_group)
+    out["age_mean_signed_error_by_group"] = {
+        label: float((pred_age - true_age)[(groups == label).to_numpy()].mean())
+        for label, _, _ in AGE_GROUPS
+        if (groups == label).any()
+    }
+    for n in CHALLENGE_THRESHOLDS:
+        rates = challenge_rates(true_age, pred_age, n)
+        out.update({f"challenge{n}_{k}": v for k, v in rates.items()})
+    return out
+
+
+BOOTSTRAP_METRICS = (
+    "age_mae",
+    "age_rmse",
+    "gender_accuracy",
+    "ethnicity_accuracy",
+    "challenge25_fpr_13_17",
+    "challenge25_friction_25plus",
+)
+
+
+def bootstrap_intervals(
+    frame: pd.DataFrame,
+    resamples: int,
+    seed: int,
+    names: tuple[str, ...] = BOOTSTRAP_METRICS,
+    level: float = 0.95,
+) -> dict:
+    """Percentile bootstrap intervals: resample rows with replacement ``resamples`` times."""
+    rng = np.random.default_rng(seed)
+    true_age, pred_age = frame["age"].to_numpy(float), frame["pred_age"].to_numpy(float)
+    gender_ok = (frame["gender"] == frame["pred_gender"]).to_numpy(float)
+    race_known = (frame["race"] >= 0).to_numpy()
+    race_ok = (frame["race"] == frame["pred_race"]).to_numpy(float)
+    minor = ((true_age >= 13) & (true_age <= 17)).astype(float)
+    adult = (true_age >= 25).astype(float)
+    passed = (pred_age >= 25).astype(float)
+    draws = {name: [] for name in names}
+    n = len(frame)
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        err = pred_age[idx] - true_age[idx]
+        values = {
+            "age_mae": np.abs(err).mean(),
+            "age_rmse": np.sqrt((err**2).mean()),
+            "gender_accuracy": gender_ok[idx].mean(),
+            "ethnicity_accuracy": race_ok[idx][race_known[idx]].mean(),
+            "challenge25_fpr_13_17": (passed[idx] * minor[idx]).sum() / max(minor[idx].sum(), 1),
+            "challenge25_friction_25plus": ((1 - passed[idx]) * adult[idx]).sum() / max(adult[idx].sum(), 1),
+        }
+        for name in names:
+            draws[name].append(values[name])
+    tail = (1 - level) / 2 * 100
+    return {
+        name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
+        for name, v in draws.items()
+    }
+
+
+def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidates=None) -> float:
+    """Lowest estimated-age threshold whose share of 13-17 year-olds let through on the
+    *validation* split is at most ``max_minor_pass_rate`` (fewest adults asked for ID)."""
+    candidates = np.arange(18.0, 40.01, 0.5) if candidates is None else candidates
+    for threshold in candidates:
+        rate = challenge_rates(val["age"].to_numpy(float), val["pred_age"].to_numpy(float), threshold)
+        if rate["fpr_13_17"] <= max_minor_pass_rate:
+            return float(threshold)
+    return float(candidates[-1])
+
+
+def evaluate_predictions(
+    test: pd.DataFrame, val: pd.DataFrame | None, resamples: int, seed: int, max_minor_pass_rate: float
+) -> dict:
+    """metrics_test.json: point metrics, bootstrap intervals, and the validation-chosen threshold."""
+    out = headline_metrics(test)
+    out["bootstrap"] = {
+        "resamples": resamples,
+        "seed": seed,
+        "level": 0.95,
+        "intervals": bootstrap_intervals(test, resamples, seed),
+    }
+    if val is not None:
+        threshold = operating_threshold(val, max_minor_pass_rate)
+        out["operating_point"] = {
+            "chosen_on": "validation",
+            "max_minor_pass_rate": max_minor_pass_rate,
+            "threshold": threshold,
+            "validation": challenge_rates(
+                val["age"].to_numpy(float), val["pred_age"].to_numpy(float), threshold
+            ),
+            "test": challenge_rates(test["age"].to_numpy(float), test["pred_age"].to_numpy(float), threshold),
+        }
+    return out

@@ -1,0 +1,45 @@
+"""Predict a run's validation and test splits with its best checkpoint; write metrics.
+
+    python scripts/evaluate.py --run results/runs/cnn_baseline [--data PATH]
+
+Writes predictions_val.csv, predictions_test.csv and metrics_test.json into the run folder.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
+
+from research.evaluation.metrics import evaluate_predictions  # noqa: E402
+from research.evaluation.predict import predict_split  # noqa: E402
+from research.outputs import write_csv, write_json  # noqa: E402
+from research.provenance import provenance  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a run folder made by scripts/train.py")
+    parser.add_argument("--data", help="UTKFace archive or folder (only needed if the cache is missing)")
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--max-minor-pass-rate",
+        type=float,
+        default=0.02,
+        help="operating point: share of 13-17 year-olds let through, chosen on validation",
+    )
+    args = parser.parse_args()
+    frames = {split: predict_split(args.run, split, args.data) for split in ("val", "test")}
+    for split, frame in frames.items():
+        write_csv(args.run / f"predictions_{split}.csv", frame, float_format="%.4f")
+    metrics = evaluate_predictions(
+        frames["test"], frames["val"], args.resamples, args.seed, args.max_minor_pass_rate
+    )
+    metrics["provenance"] = provenance(data_sha256=frames["test"].attrs.get("data_sha256"), with_device=True)
+    write_json(args.run / "metrics_test.json", metrics)
+    print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+
+
+if __name__ == "__main__":
+    main()
