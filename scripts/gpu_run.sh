@@ -25,5 +25,5 @@ nvidia-smi -L
 for config in "$@"; do
   python3 scripts/train.py --config "$config" --profile gpu
   python3 scripts/evaluate.py --run "results/runs/$config"
+  tar czf "${OUT:-/tmp}/$config.tar.gz" --exclude=checkpoints -C results/runs "$config"
 done
-tar czf "${OUT:-/tmp}/runs.tar.gz" --exclude=checkpoints -C results runs
