@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import multiprocessing as mp
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,9 @@ def build_cache(source: Path, split_csv: Path, size: int, out: Path, workers: in
     table = pd.read_csv(split_csv, keep_default_na=False)
     order = {name: i for i, name in enumerate(table["file"])}
     out.mkdir(parents=True, exist_ok=True)
-    workers = workers or max(1, mp.cpu_count())
+    # Threads, not processes: PIL releases the GIL while decoding and resizing, and forking a
+    # process that has initialised JAX (the training loop builds caches on demand) is unsafe.
+    workers = workers or max(1, os.cpu_count() or 1)
     seen = np.zeros(len(table), bool)
     with atomic_path(out / "images.npy") as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
@@ -79,7 +82,7 @@ def build_cache(source: Path, split_csv: Path, size: int, out: Path, workers: in
         files = archive.iter_files(source, only=order)
         names, blobs = [], []
         bar = tqdm(total=len(table), desc=f"cache {size}px", unit="img")
-        with mp.get_context("spawn").Pool(workers) as pool, bar:
+        with ThreadPoolExecutor(workers) as pool, bar:
             for name, blob in files:
                 names.append(name)
                 blobs.append(blob)
@@ -100,7 +103,7 @@ def build_cache(source: Path, split_csv: Path, size: int, out: Path, workers: in
 
 
 def _store(pool, images, order, seen, names, blobs, size, bar) -> None:
-    for name, array in zip(names, pool.map(_decode_job, [(b, size) for b in blobs], chunksize=32), strict=False):
+    for name, array in zip(names, pool.map(_decode_job, [(b, size) for b in blobs]), strict=True):
         images[order[name]] = array
         seen[order[name]] = True
     bar.update(len(names))

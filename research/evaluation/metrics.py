@@ -159,15 +159,19 @@ def bootstrap_intervals(
     }
 
 
-def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidates=None) -> float:
+def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidates=None) -> tuple[float, bool]:
     """Lowest estimated-age threshold whose share of 13-17 year-olds let through on the
-    *validation* split is at most ``max_minor_pass_rate`` (fewest adults asked for ID)."""
-    candidates = np.arange(18.0, 40.01, 0.5) if candidates is None else candidates
+    *validation* split is at most ``max_minor_pass_rate`` (fewest adults asked for ID).
+
+    Returns (threshold, reached); when no candidate reaches the target, the highest candidate
+    is returned with ``reached`` False.
+    """
+    candidates = np.arange(18.0, 45.01, 0.5) if candidates is None else candidates
+    true_age, pred_age = val["age"].to_numpy(float), val["pred_age"].to_numpy(float)
     for threshold in candidates:
-        rate = challenge_rates(val["age"].to_numpy(float), val["pred_age"].to_numpy(float), threshold)
-        if rate["fpr_13_17"] <= max_minor_pass_rate:
-            return float(threshold)
-    return float(candidates[-1])
+        if challenge_rates(true_age, pred_age, threshold)["fpr_13_17"] <= max_minor_pass_rate:
+            return float(threshold), True
+    return float(candidates[-1]), False
 
 
 def evaluate_predictions(
@@ -181,12 +185,14 @@ def evaluate_predictions(
         "level": 0.95,
         "intervals": bootstrap_intervals(test, resamples, seed),
     }
-    if val is not None:
-        threshold = operating_threshold(val, max_minor_pass_rate)
+    if val is not None and val["age"].between(13, 17).any():
+        # (the CORAL protocol, ages 21-60, has no minors: no operating point to choose)
+        threshold, reached = operating_threshold(val, max_minor_pass_rate)
         out["operating_point"] = {
             "chosen_on": "validation",
             "max_minor_pass_rate": max_minor_pass_rate,
             "threshold": threshold,
+            "target_reached_on_validation": reached,
             "validation": challenge_rates(
                 val["age"].to_numpy(float), val["pred_age"].to_numpy(float), threshold
             ),

@@ -45,3 +45,12 @@ def predict_split(workdir: Path, split: str, data: str | None = None) -> pd.Data
     frame = frame[PREDICTION_COLUMNS]
     frame.attrs["data_sha256"] = cached.source_sha256
     return frame
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions CSV written by ``scripts/evaluate.py``, with a clear error if it is not one."""
+    frame = pd.read_csv(path)
+    missing = set(PREDICTION_COLUMNS) - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path} is not a predictions file: columns {sorted(missing)} are missing")
+    return frame
