@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def inspect_image(blob: bytes, config: CleaningConfig) -> tuple[str | None, np.n
         image.load()  # full decode: a truncated JPEG raises here, not at open()
     except Exception as error:  # PIL raises many types for bad data
         kind = "truncated image" if "truncated" in str(error) else "not a decodable image"
-        return f"{kind}: {type(error).__name__}: {error}"[:200], None, 0
+        # PIL names the in-memory file by its address; drop it so the manifest is reproducible.
+        message = re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", str(error))
+        return f"{kind}: {type(error).__name__}: {message}"[:200], None, 0
     if image.mode != "RGB":
         return f"unexpected mode {image.mode} (expected RGB)", None, 0
     if image.size != tuple(config.image_size):
@@ -144,7 +147,13 @@ def apply_policy(rows: pd.DataFrame, thumbs: np.ndarray, config: CleaningConfig)
     root = _groups(len(valid), pairs)
     sizes = np.bincount(root, minlength=len(valid))
     in_group = sizes[root] > 1
-    group_ids = {r: g for g, r in enumerate(sorted(set(root[in_group].tolist())))}
+    # Number groups by their first file name, not by read order: a tarball and its extracted
+    # folder (sorted) then give the same ids.
+    names = sub["file"].to_numpy()
+    first_name: dict[int, str] = {}
+    for local in np.flatnonzero(in_group):
+        first_name[root[local]] = min(first_name.get(root[local], names[local]), names[local])
+    group_ids = {r: g for g, r in enumerate(sorted(first_name, key=first_name.get))}
     for local in np.flatnonzero(in_group):
         frame.iat[valid[local], frame.columns.get_loc("duplicate_group")] = group_ids[root[local]]
     for _group, members in frame[frame["duplicate_group"] >= 0].groupby("duplicate_group"):

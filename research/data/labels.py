@@ -38,7 +38,7 @@ def _field(value: str | None, name: str, valid: range | dict, problems: list[str
     if value is None:
         problems.append(f"{name} missing")
         return MISSING
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit alone admits '²' (int() fails) and '٣'
         problems.append(f"{name} not an integer ({value!r})")
         return MISSING
     number = int(value)

@@ -1,0 +1,71 @@
+# UTKFace age estimation: every target is a file; each rule names its script and inputs.
+#   make all      data stages + CPU experiments (CNN baselines) + evaluation + benchmarks
+#   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
+#   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
+#   make test     the test suite;  make readme  the README results table from results/
+#   make clean    remove what `make all` rebuilds (GPU results are kept)
+# DATA=path/to/UTKFace.tar.gz overrides where the archive is looked for.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SEED ?= 0
+DATA ?=
+DATA_FLAG := $(if $(DATA),--data $(DATA),)
+CPU_RUNS := cnn_baseline cnn_baseline_coral
+GPU_RUNS := resnet50_multitask resnet50_multitask_coral
+SPLITS := results/splits/utkface.csv results/splits/coral.csv
+
+.PHONY: all gpu smoke test readme clean venv
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: results/eda/summary.json $(foreach r,$(CPU_RUNS),results/runs/$(r)/metrics_test.json) \
+     results/bench/train_throughput.csv results/bench/cache_build.csv
+gpu: $(foreach r,$(GPU_RUNS),results/runs/$(r)/metrics_test.json)
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+results/cleaning/manifest.csv: scripts/clean_data.py research/data/cleaning.py research/data/labels.py | venv
+	$(PY) scripts/clean_data.py $(DATA_FLAG)
+
+$(SPLITS) &: results/cleaning/manifest.csv scripts/make_splits.py research/data/splits.py | venv
+	$(PY) scripts/make_splits.py --seed $(SEED)
+
+results/eda/summary.json: results/cleaning/manifest.csv scripts/explore_data.py research/viz/eda.py | venv
+	$(PY) scripts/explore_data.py $(DATA_FLAG) --seed $(SEED)
+
+results/runs/%/summary.json: research/configs/%.py $(SPLITS) | venv
+	$(PY) scripts/train.py --config $* --profile $(if $(filter $*,$(GPU_RUNS)),gpu,cpu) $(DATA_FLAG)
+
+results/runs/%/metrics_test.json: results/runs/%/summary.json scripts/evaluate.py research/evaluation/metrics.py
+	$(PY) scripts/evaluate.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
+
+results/bench/train_throughput.csv: scripts/bench_train.py research/training/bench.py | venv
+	$(PY) scripts/bench_train.py
+
+results/bench/cache_build.csv: scripts/build_cache.py research/data/cache.py $(SPLITS) | venv
+	$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
+
+smoke: results/splits/utkface.csv | venv
+	$(PY) scripts/train.py --config cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)
+	$(PY) scripts/evaluate.py --run smoke/cnn_baseline --resamples 200
+	$(PY) scripts/train.py --config resnet50_multitask --profile smoke --workdir smoke/resnet50_multitask $(DATA_FLAG)
+	$(PY) scripts/evaluate.py --run smoke/resnet50_multitask --resamples 200
+
+test: | venv
+	$(VENV)/bin/ruff check research scripts tests
+	$(VENV)/bin/pytest
+
+readme: | venv
+	$(PY) scripts/results_table.py
+
+clean:
+	rm -rf results/cleaning results/splits results/eda results/bench smoke \
+	       $(foreach r,$(CPU_RUNS),results/runs/$(r))

@@ -1,0 +1,63 @@
+"""The headline results table (README, report) built from the runs' metrics files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+RUNS = ("cnn_baseline", "resnet50_multitask", "cnn_baseline_coral", "resnet50_multitask_coral")
+
+
+def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
+    low, high = metrics["bootstrap"]["intervals"][name]
+    return f"{metrics[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame:
+    """One row per run that has metrics_test.json: metrics with 95% bootstrap intervals."""
+    rows = []
+    for name in runs:
+        metrics_path = Path(runs_dir) / name / "metrics_test.json"
+        if not metrics_path.is_file():
+            continue
+        m = json.loads(metrics_path.read_text())
+        s = json.loads((Path(runs_dir) / name / "summary.json").read_text())
+        c25 = m["challenge25_fpr_13_17"]
+        rows.append({
+            "run": name, "protocol": s["protocol"], "profile": s["profile"],
+            "image_px": s["image_size"], "epochs": s["epochs"], "device": s["device_kind"],
+            "test_images": m["n"], "age_MAE": _interval(m, "age_mae"),
+            "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
+            "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
+            "C25_minors_passed_%": "n/a (no minors)" if c25 != c25 else _interval(
+                m, "challenge25_fpr_13_17", 100, 1),
+            "train_minutes": round(s["wall_time_s"] / 60, 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def timings_table(results: Path) -> pd.DataFrame:
+    """Measured wall time of each stage and run, read from the files that recorded it."""
+    rows = []
+    for stage, path in (("cleaning", "cleaning/summary.json"), ("data visualization", "eda/summary.json")):
+        file = Path(results) / path
+        if file.is_file():
+            rows.append({"stage": stage, "device": "CPU (2 cores)",
+                         "minutes": round(json.loads(file.read_text())["wall_time_s"] / 60, 1)})
+    for name in RUNS:
+        file = Path(results) / "runs" / name / "summary.json"
+        if file.is_file():
+            s = json.loads(file.read_text())
+            device = f"{s['device_kind']} x{s['num_devices']}"
+            rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
+                         "minutes": round(s["wall_time_s"] / 60, 1)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,40 @@
+"""Write the headline results table (results/summary/headline.csv) and put it in README.md.
+
+    python scripts/results_table.py
+
+The README block between the RESULTS markers is replaced; nothing in it is typed by hand.
+"""
+
+import re
+from pathlib import Path
+
+from research.evaluation.tables import headline_table, timings_table, to_markdown
+from research.outputs import atomic_path, write_csv
+
+BLOCKS = ("RESULTS", "TIMINGS")
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    start, end = f"<!-- {name}:START (scripts/results_table.py) -->", f"<!-- {name}:END -->"
+    new, count = re.subn(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{content}\n{end}",
+                         text, flags=re.S)
+    if count != 1:
+        raise SystemExit(f"README.md must contain exactly one {start} ... {end} block")
+    return new
+
+
+def main() -> None:
+    tables = {"RESULTS": headline_table(Path("results/runs")), "TIMINGS": timings_table(Path("results"))}
+    write_csv(Path("results/summary/headline.csv"), tables["RESULTS"])
+    write_csv(Path("results/summary/timings.csv"), tables["TIMINGS"])
+    readme = Path("README.md")
+    text = readme.read_text()
+    for name in BLOCKS:
+        text = replace_block(text, name, to_markdown(tables[name]))
+    with atomic_path(readme) as tmp:
+        tmp.write_text(text)
+    print(to_markdown(tables["RESULTS"]))
+
+
+if __name__ == "__main__":
+    main()
