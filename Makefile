@@ -20,9 +20,10 @@ SPLITS := results/splits/utkface.csv results/splits/coral.csv
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: results/eda/summary.json $(foreach r,$(CPU_RUNS),results/runs/$(r)/metrics_test.json) \
+all: results/eda/summary.json \
+     $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
      results/bench/train_throughput.csv results/bench/cache_build.csv
-gpu: $(foreach r,$(GPU_RUNS),results/runs/$(r)/metrics_test.json)
+gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -44,8 +45,16 @@ results/eda/summary.json: results/cleaning/manifest.csv scripts/explore_data.py 
 results/runs/%/summary.json: research/configs/%.py $(SPLITS) | venv
 	$(PY) scripts/train.py --config $* --profile $(if $(filter $*,$(GPU_RUNS)),gpu,cpu) $(DATA_FLAG)
 
+# The reduced CPU profile of ResNet-50 writes its own folder (its config renames the run).
+results/runs/resnet50_multitask_cpu/summary.json: research/configs/resnet50_multitask.py $(SPLITS) | venv
+	$(PY) scripts/train.py --config resnet50_multitask --profile cpu $(DATA_FLAG)
+
 results/runs/%/metrics_test.json: results/runs/%/summary.json scripts/evaluate.py research/evaluation/metrics.py
 	$(PY) scripts/evaluate.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
+
+results/breakdowns/%/summary.json: results/runs/%/metrics_test.json scripts/breakdown.py \
+                                   research/evaluation/breakdowns.py research/evaluation/figures.py
+	$(PY) scripts/breakdown.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
 
 results/bench/train_throughput.csv: scripts/bench_train.py research/training/bench.py | venv
 	$(PY) scripts/bench_train.py
@@ -68,4 +77,4 @@ readme: | venv
 
 clean:
 	rm -rf results/cleaning results/splits results/eda results/bench smoke \
-	       $(foreach r,$(CPU_RUNS),results/runs/$(r))
+	       $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/runs/$(r) results/breakdowns/$(r))

@@ -38,7 +38,7 @@ if name == "cnn_baseline":
     overrides.update({"model.widths": (32, 64, 128, 256), "model.convs_per_stage": 1})
 else:
     overrides.update({"model.small_input_stem": False})
-print(json.dumps(measure(load_config(name, "cpu"), steps, overrides)))
+print(json.dumps(measure(load_config(name, "cpu"), steps, overrides, warmup_steps=1)))
 """
 
 

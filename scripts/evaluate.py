@@ -13,7 +13,8 @@ from pathlib import Path
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
 
 from research.evaluation.metrics import evaluate_predictions  # noqa: E402
-from research.evaluation.predict import predict_split, read_predictions  # noqa: E402
+from research.evaluation.predict import predict_split  # noqa: E402
+from research.evaluation.prediction_table import read_predictions  # noqa: E402
 from research.outputs import write_csv, write_json  # noqa: E402
 from research.provenance import provenance  # noqa: E402
 

@@ -8,6 +8,6 @@ from research.configs import resnet50_multitask
 
 def get_config(profile: str = "gpu"):
     c = resnet50_multitask.get_config(profile)
-    c.name = "resnet50_multitask_coral"
+    c.name = "resnet50_multitask_coral" + ("_cpu" if profile == "cpu" else "")
     c.protocol = "coral"
     return c

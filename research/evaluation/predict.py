@@ -11,13 +11,11 @@ import numpy as np
 import pandas as pd
 
 from research import checkpoints
+from research.evaluation.prediction_table import PREDICTION_COLUMNS
 from research.models.factory import create_model
 from research.training import data as run_data
 from research.training.loop import predict_rows
 from research.training.state import create_train_state
-
-PREDICTION_COLUMNS = ["file", "age", "gender", "race", "pred_age", "age_std", "pred_gender",
-                      "p_female", "pred_race", *[f"p_race{i}" for i in range(5)]]
 
 
 def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, dict, object]:
@@ -46,11 +44,3 @@ def predict_split(workdir: Path, split: str, data: str | None = None) -> pd.Data
     frame.attrs["data_sha256"] = cached.source_sha256
     return frame
 
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    """A predictions CSV written by ``scripts/evaluate.py``, with a clear error if it is not one."""
-    frame = pd.read_csv(path)
-    missing = set(PREDICTION_COLUMNS) - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path} is not a predictions file: columns {sorted(missing)} are missing")
-    return frame

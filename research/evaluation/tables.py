@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-RUNS = ("cnn_baseline", "resnet50_multitask", "cnn_baseline_coral", "resnet50_multitask_coral")
+RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "cnn_baseline_coral",
+        "resnet50_multitask_coral")
 
 
 def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:

@@ -58,7 +58,9 @@ def im2col_conv(x: jnp.ndarray, kernel: jnp.ndarray, strides: tuple[int, int],
         patches = jnp.concatenate(
             [x[:, i : i + (out_h - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw, :]
              for i in range(kh) for j in range(kw)], axis=-1)
-    return patches @ kernel.reshape(kh * kw * cin, cout)
+    # A 2-D matrix product: XLA's CPU backend runs it far faster than a 4-D dot_general.
+    flat = patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)
+    return flat.reshape(*patches.shape[:3], cout)
 
 
 def native_conv(x: jnp.ndarray, kernel: jnp.ndarray, strides: tuple[int, int],

@@ -26,8 +26,13 @@ def synthetic_batch(batch: int, size: int, seed: int) -> dict:
             "weight": np.ones(batch, np.float32)}
 
 
-def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | None = None) -> dict:
-    """Compile time and images/s of the pmap'd train step over every local device."""
+def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | None = None,
+            warmup_steps: int = 3) -> dict:
+    """Compile time and images/s of the pmap'd train step over every local device.
+
+    ``warmup_steps`` after the compiling step are not timed: on the H100 the first few dozen
+    steps ran an order of magnitude slower than later ones (run-time autotuning).
+    """
     config = apply_overrides(config, overrides or {})
     devices = jax.local_devices()[: config.num_devices or None]
     model = create_model(config.model, axis_name=AXIS)
@@ -42,6 +47,9 @@ def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | Non
     state, metrics = p_train(state, batch, keys)
     jax.block_until_ready(metrics)
     compile_s = time.time() - tic
+    for _ in range(warmup_steps):
+        state, metrics = p_train(state, batch, keys)
+    jax.block_until_ready(metrics)
     tic = time.time()
     for _ in range(steps):
         state, metrics = p_train(state, batch, keys)

@@ -118,7 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
                 bar.set_postfix(loss=f"{host['loss'] / (i + 1):.3f}",
                                 mae=f"{host['age_abs_error'] / host['n']:.2f}")
         seconds = time.time() - tic
-        state = jax_utils.unreplicate(replicated)
+        # Not jax_utils.unreplicate: with 1 of several local devices it returns the (1, ...) arrays.
+        state = jax.tree_util.tree_map(lambda x: x[0], replicated)
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         val = evaluate_split(variables, state.apply_fn, cached.images, val_rows, val_table, config)
         record = run_history.epoch_record(epoch, jax.device_get(sums), steps_per_epoch, val,

@@ -1,0 +1,75 @@
+"""pyproject.toml, environment.yml and requirements.lock name the same packages at the same versions."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pyproject() -> dict[str, Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {_normal(Requirement(s).name): Requirement(s) for s in specs}
+
+
+def _environment_pins() -> dict[str, str]:
+    # PyYAML is only a transitive dependency: read the flat "- pip:" list by its indentation.
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    pip = []
+    for line in lines[start + 1:]:
+        if line.strip() and not line.lstrip().startswith("#"):
+            if len(line) - len(line.lstrip()) <= indent:
+                break
+            pip.append(line.strip().removeprefix("- ").split("#")[0].strip())
+    assert pip, "environment.yml has an empty pip section"
+    pins = {}
+    for line in pip:
+        if line.replace(" ", "") in ("-e.", "--editable=."):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep, f"environment.yml pip entry {line!r} is not pinned with =="
+        pins[_normal(name.strip())] = version.strip()
+    return pins
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"requirements.lock line {line!r} is not pinned with =="
+            pins[_normal(name)] = version.strip()
+    return pins
+
+
+def test_pyproject_and_environment_name_the_same_packages():
+    assert set(_pyproject()) == set(_environment_pins())
+
+
+def test_environment_pins_match_the_lock():
+    lock = _lock()
+    for name, version in _environment_pins().items():
+        assert name in lock, f"{name} is in environment.yml but not in requirements.lock"
+        assert lock[name] == version, f"{name}: environment.yml {version}, requirements.lock {lock[name]}"
+
+
+def test_pinned_versions_satisfy_pyproject():
+    pins = _environment_pins()
+    for name, requirement in _pyproject().items():
+        assert requirement.specifier.contains(pins[name], prereleases=True), (name, str(requirement))
+
+
+def test_name_normalisation():
+    assert _normal("ImageHash") == _normal("imagehash")
+    assert _normal("importlib_resources") == _normal("importlib-resources") == _normal("Importlib.Resources")
+    assert _normal("ml_collections") != _normal("mlcollections")
