@@ -71,7 +71,8 @@ def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: lis
         "best_val": {k[4:]: v for k, v in best.items() if k.startswith("val/")},
         "final_val": {k[4:]: v for k, v in history[-1].items() if k.startswith("val/")},
         "mean_images_per_s": float(pd.DataFrame(history)["images_per_s"].mean()),
-        "wall_time_s": round(wall_time, 1),
+        "wall_time_s": round(wall_time, 1),  # of this process; a resumed run also counts below
+        "train_seconds_all_epochs": round(float(pd.DataFrame(history)["epoch_seconds"].sum()), 1),
         "reduced_run": config.profile != "gpu" and config.model.name == "resnet",
         "num_devices": len(devices), "device_kind": devices[0].device_kind,
         "split_sha256": sha256_file(split_csv),
