@@ -34,7 +34,7 @@ def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame
             "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
             "C25_minors_passed_%": "n/a (no minors)" if c25 != c25 else _interval(
                 m, "challenge25_fpr_13_17", 100, 1),
-            "train_minutes": round(s["wall_time_s"] / 60, 1),
+            "train_minutes": round(max(s["wall_time_s"], s.get("train_seconds_all_epochs", 0.0)) / 60, 1),
         })
     return pd.DataFrame(rows)
 
@@ -59,6 +59,8 @@ def timings_table(results: Path) -> pd.DataFrame:
         if file.is_file():
             s = json.loads(file.read_text())
             device = f"{s['device_kind']} x{s['num_devices']}"
+            # A resumed run's wall time covers only its last process; the epochs' sum covers all.
+            seconds = max(s["wall_time_s"], s.get("train_seconds_all_epochs", 0.0))
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
-                         "minutes": round(s["wall_time_s"] / 60, 1)})
+                         "minutes": round(seconds / 60, 1)})
     return pd.DataFrame(rows)
