@@ -23,7 +23,7 @@ from research.provenance import git_commit
 from research.training import data as run_data
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
-from research.training.steps import AXIS, predict_step, train_step
+from research.training.steps import AXIS, loss_sums_step, predict_step, train_step
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -52,11 +52,31 @@ def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
+def validation_losses(variables, apply_fn, images, rows, table, config) -> dict[str, float]:
+    """Mean loss per head over ``rows`` (padding rows carry weight 0)."""
+    step = jax.jit(functools.partial(loss_sums_step, apply_fn=apply_fn, config=config))
+    labels = pipeline.labels_of(table)
+    totals: dict[str, float] = {}
+    for start, (chunk, real) in zip(range(0, len(rows), config.eval.batch_size),
+                                    pipeline.eval_batches(images, rows, config.eval.batch_size),
+                                    strict=True):
+        pad = len(chunk) - real
+        batch = {k: np.concatenate([v[start:start + real], np.full(pad, 0 if k != "race" else -1, v.dtype)])
+                 for k, v in labels.items()}
+        batch["image"] = chunk
+        batch["weight"] = np.concatenate([np.ones(real, np.float32), np.zeros(pad, np.float32)])
+        for key, value in jax.device_get(step(variables, batch)).items():
+            totals[key] = totals.get(key, 0.0) + float(value)
+    return {f"loss_{head}": totals[head] / max(totals["n_race" if head == "race" else "n"], 1.0)
+            for head in ("age", "gender", "race")}
+
+
 def evaluate_split(variables, apply_fn, images, rows, table, config) -> dict[str, float]:
-    """Validation metrics: age MAE, gender and ethnicity accuracy."""
+    """Validation metrics: loss per head, age MAE, gender and ethnicity accuracy."""
     pred = predict_rows(variables, apply_fn, images, rows, config)
     race = table["race"].to_numpy()
-    return {"age_mae": float(np.mean(np.abs(pred["age"] - table["age"].to_numpy()))),
+    return {**validation_losses(variables, apply_fn, images, rows, table, config),
+            "age_mae": float(np.mean(np.abs(pred["age"] - table["age"].to_numpy()))),
             "gender_accuracy": float(np.mean(pred["p_gender"].argmax(-1) == table["gender"].to_numpy())),
             "ethnicity_accuracy": float(np.mean(pred["p_race"].argmax(-1)[race >= 0] == race[race >= 0]))}
 

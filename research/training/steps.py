@@ -74,3 +74,14 @@ def predict_step(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool)
     mean_probs = {k: jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32)) for o in outs]), 0)
                   for k in ("gender", "race")}
     return {"age": age, "age_std": age_std, "p_gender": mean_probs["gender"], "p_race": mean_probs["race"]}
+
+
+def loss_sums_step(variables: dict, batch: dict, apply_fn, config: ml_collections.ConfigDict) -> dict:
+    """Validation losses per head (no augmentation, no flip averaging) as sums with counts,
+    so that batches of different real sizes combine into exact means."""
+    outputs = apply_fn(variables, normalize(batch["image"]), train=False)
+    _, losses = multitask_loss(outputs, batch, config.loss)
+    n = batch["weight"].sum()
+    n_race = (batch["weight"] * (batch["race"] >= 0)).sum()
+    return {"age": losses["age"] * n, "gender": losses["gender"] * n, "race": losses["race"] * n_race,
+            "n": n, "n_race": n_race}
