@@ -121,6 +121,11 @@ BOOTSTRAP_METRICS = (
 )
 
 
+def _rate(event: np.ndarray, members: np.ndarray) -> float:
+    count = members.sum()
+    return float((event * members).sum() / count) if count else float("nan")
+
+
 def bootstrap_intervals(
     frame: pd.DataFrame,
     resamples: int,
@@ -147,8 +152,9 @@ def bootstrap_intervals(
             "age_rmse": np.sqrt((err**2).mean()),
             "gender_accuracy": gender_ok[idx].mean(),
             "ethnicity_accuracy": race_ok[idx][race_known[idx]].mean(),
-            "challenge25_fpr_13_17": (passed[idx] * minor[idx]).sum() / max(minor[idx].sum(), 1),
-            "challenge25_friction_25plus": ((1 - passed[idx]) * adult[idx]).sum() / max(adult[idx].sum(), 1),
+            # A resample without anyone in the age band has no rate (nan), as in challenge_rates.
+            "challenge25_fpr_13_17": _rate(passed[idx], minor[idx]),
+            "challenge25_friction_25plus": _rate(1 - passed[idx], adult[idx]),
         }
         for name in names:
             draws[name].append(values[name])

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-# ImageNet-style channel statistics of UTKFace are close enough; any fixed values work.
+# Fixed statistics that map uint8 pixels to roughly zero mean and unit variance.
 MEAN = jnp.array([0.5, 0.5, 0.5], jnp.float32)
 STD = jnp.array([0.25, 0.25, 0.25], jnp.float32)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from research.training.augment import augment, normalize
-from research.training.losses import expected_age, multitask_loss
+from research.training.losses import expected_age, multitask_loss, predicted_age
 
 AXIS = "batch"
 
@@ -45,8 +45,6 @@ def train_step(state, batch: dict, key: jax.Array, config: ml_collections.Config
 
 def _batch_counts(outputs: dict, batch: dict) -> dict:
     """Sums (not means) so that they can be added across devices and steps."""
-    from research.training.losses import predicted_age
-
     weight = batch["weight"]
     race_ok = weight * (batch["race"] >= 0)
     return {"n": weight.sum(),
