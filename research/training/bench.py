@@ -14,7 +14,7 @@ from research.configs.overrides import apply_overrides
 from research.data.pipeline import shard
 from research.models.factory import create_model
 from research.training.state import create_train_state
-from research.training.steps import AXIS, train_step
+from research.training.steps import AXIS, replicate, train_step
 
 
 def synthetic_batch(batch: int, size: int, seed: int) -> dict:
@@ -37,7 +37,7 @@ def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | Non
     devices = jax.local_devices()[: config.num_devices or None]
     model = create_model(config.model, axis_name=AXIS)
     state = create_train_state(model, config, jax.random.key(config.seed), steps_per_epoch=100)
-    state = jax_utils.replicate(state, devices=devices)
+    state = replicate(state, devices)
     keys = jax_utils.replicate(jax.random.key(1), devices=devices)
     p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
                        devices=devices, donate_argnums=(0,))

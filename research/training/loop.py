@@ -23,7 +23,7 @@ from research.provenance import git_commit
 from research.training import data as run_data
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
-from research.training.steps import AXIS, loss_sums_step, predict_step, train_step
+from research.training.steps import AXIS, loss_sums_step, predict_step, replicate, train_step
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -115,7 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
                        devices=devices, donate_argnums=(0,))
     schedule = learning_rate_schedule(config.optimizer, steps_per_epoch)
     labels = pipeline.labels_of(train_table)
-    replicated = jax_utils.replicate(state, devices=devices)
+    replicated = replicate(state, devices)
     step_keys = jax_utils.replicate(step_rng, devices=devices)
     best = min((h["val/age_mae"] for h in history), default=float("inf"))
     start_time = time.time()

@@ -5,11 +5,23 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from research.training.augment import augment, normalize
 from research.training.losses import expected_age, multitask_loss, predicted_age
 
 AXIS = "batch"
+
+
+def replicate(tree, devices: list):
+    """One copy of ``tree`` per device, placed by a pmap with the train step's axis name.
+
+    ``flax.jax_utils.replicate`` places arrays with a different sharding from the one the
+    pmap'd step returns, which makes the second step compile again (measured here: 4 s for the
+    smoke CNN, about 40 s for ResNet-50 on the H100)."""
+    stacked = jax.tree_util.tree_map(
+        lambda x: np.broadcast_to(np.asarray(x), (len(devices), *np.shape(x))), tree)
+    return jax.pmap(lambda x: x, axis_name=AXIS, devices=devices)(stacked)
 
 
 def train_step(state, batch: dict, key: jax.Array, config: ml_collections.ConfigDict,
