@@ -81,6 +81,31 @@ def evaluate_split(variables, apply_fn, images, rows, table, config) -> dict[str
             "ethnicity_accuracy": float(np.mean(pred["p_race"].argmax(-1)[race >= 0] == race[race >= 0]))}
 
 
+def run_epoch(p_train, replicated, step_keys, batches, devices: list, steps: int,
+              config: ml_collections.ConfigDict, epoch: int):
+    """One epoch of pmap'd steps with a progress bar; returns (replicated state, metric sums).
+
+    Metric sums stay on the device and are fetched every ``log_every_steps`` steps (a step
+    count, not a time interval), which is also when a non-finite loss stops the run.
+    """
+    sums = None
+    bar = tqdm(jax_utils.prefetch_to_device(batches, 2, devices=devices), total=steps,
+               desc=f"{config.name} epoch {epoch + 1}/{config.optimizer.num_epochs}", unit="step")
+    for i, batch in enumerate(bar):
+        replicated, metrics = p_train(replicated, batch, step_keys)
+        metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
+        sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
+        if (i + 1) % config.log_every_steps == 0 or i + 1 == steps:
+            host = jax.device_get(sums)
+            if not np.isfinite(host["loss"]):
+                raise NonFiniteLossError(
+                    f"{config.name}: the training loss became {host['loss']} in epoch {epoch + 1} "
+                    f"(step {i + 1}); lower optimizer.learning_rate or set optimizer.clip_norm")
+            bar.set_postfix(loss=f"{host['loss'] / (i + 1):.3f}",
+                            mae=f"{host['age_abs_error'] / host['n']:.2f}")
+    return replicated, sums
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: str | None = None) -> dict:
     """Train ``config`` into ``workdir`` (resuming from its last checkpoint) and return the summary."""
     workdir = Path(workdir)
@@ -122,21 +147,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     for epoch in range(start_epoch, config.optimizer.num_epochs):
         batches = pipeline.train_batches(cached.images, train_rows, labels, config.batch_size,
                                          config.seed, epoch, len(devices))
-        tic, sums = time.time(), None
-        bar = tqdm(jax_utils.prefetch_to_device(batches, 2, devices=devices), total=steps_per_epoch,
-                   desc=f"{config.name} epoch {epoch + 1}/{config.optimizer.num_epochs}", unit="step")
-        for i, batch in enumerate(bar):
-            replicated, metrics = p_train(replicated, batch, step_keys)
-            metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
-            sums = metrics if sums is None else jax.tree_util.tree_map(jnp.add, sums, metrics)
-            if (i + 1) % config.log_every_steps == 0 or i + 1 == steps_per_epoch:
-                host = jax.device_get(sums)
-                if not np.isfinite(host["loss"]):
-                    raise NonFiniteLossError(
-                        f"{config.name}: the training loss became {host['loss']} in epoch {epoch + 1} "
-                        f"(step {i + 1}); lower optimizer.learning_rate or set optimizer.clip_norm")
-                bar.set_postfix(loss=f"{host['loss'] / (i + 1):.3f}",
-                                mae=f"{host['age_abs_error'] / host['n']:.2f}")
+        tic = time.time()
+        replicated, sums = run_epoch(p_train, replicated, step_keys, batches, devices, steps_per_epoch,
+                                     config, epoch)
         seconds = time.time() - tic
         # Not jax_utils.unreplicate: with 1 of several local devices it returns the (1, ...) arrays.
         state = jax.tree_util.tree_map(lambda x: x[0], replicated)
