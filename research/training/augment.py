@@ -6,15 +6,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-# Fixed statistics that map uint8 pixels to roughly zero mean and unit variance.
-MEAN = jnp.array([0.5, 0.5, 0.5], jnp.float32)
-STD = jnp.array([0.25, 0.25, 0.25], jnp.float32)
-
-
-def normalize(images: jnp.ndarray) -> jnp.ndarray:
-    """uint8 NHWC -> float32, roughly zero mean and unit variance."""
-    return (images.astype(jnp.float32) / 255.0 - MEAN) / STD
-
 
 def _augment_one(key: jax.Array, image: jnp.ndarray, aug: ml_collections.ConfigDict) -> jnp.ndarray:
     k_flip, k_scale, k_shift, k_bright, k_contrast = jax.random.split(key, 5)

@@ -17,13 +17,14 @@ from tqdm import tqdm
 
 from research import checkpoints
 from research.data import pipeline
+from research.inference import predict_rows
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
 from research.training import data as run_data
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
-from research.training.steps import AXIS, loss_sums_step, predict_step, replicate, train_step
+from research.training.steps import AXIS, loss_sums_step, replicate, train_step
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -39,17 +40,6 @@ def local_devices(config: ml_collections.ConfigDict) -> list:
     if config.batch_size % wanted:
         raise ValueError(f"batch_size {config.batch_size} does not divide evenly over {wanted} devices")
     return devices[:wanted]
-
-
-def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
-                 config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-    """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows."""
-    step = jax.jit(functools.partial(predict_step, apply_fn=apply_fn, tta_flip=config.eval.tta_flip))
-    parts = []
-    for chunk, real in pipeline.eval_batches(images, rows, config.eval.batch_size):
-        out = jax.device_get(step(variables, chunk))
-        parts.append({k: v[:real] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 def validation_losses(variables, apply_fn, images, rows, table, config) -> dict[str, float]:

@@ -6,22 +6,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from research.models.heads import NUM_AGE_BINS
-
-AGES = jnp.arange(NUM_AGE_BINS, dtype=jnp.float32)
-
-
-def expected_age(logits: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Mean and standard deviation of the predicted distribution over ages 0..116."""
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    mean = probs @ AGES
-    var = probs @ AGES**2 - mean**2
-    return mean, jnp.sqrt(jnp.maximum(var, 0.0))
-
-
-def predicted_age(age_output: jnp.ndarray) -> jnp.ndarray:
-    """Point estimate from either age head (expected value for the classification head)."""
-    return expected_age(age_output)[0] if age_output.ndim == 2 else age_output.astype(jnp.float32)
+from research.models.heads import AGES, NUM_AGE_BINS, expected_age, predicted_age  # noqa: F401 (re-exported)
 
 
 def age_targets(age: jnp.ndarray, loss: str, sigma: float) -> jnp.ndarray:

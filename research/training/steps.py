@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from research.training.augment import augment, normalize
-from research.training.losses import expected_age, multitask_loss, predicted_age
+from research.models.preprocessing import normalize
+from research.training.augment import augment
+from research.training.losses import multitask_loss, predicted_age
 
 AXIS = "batch"
 
@@ -64,26 +65,6 @@ def _batch_counts(outputs: dict, batch: dict) -> dict:
             "gender_correct": ((outputs["gender"].argmax(-1) == batch["gender"]) * weight).sum(),
             "race_correct": ((outputs["race"].argmax(-1) == batch["race"]) * race_ok).sum(),
             "race_n": race_ok.sum()}
-
-
-def predict_step(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool) -> dict:
-    """Inference on uint8 images: age mean/std, gender and ethnicity probabilities.
-
-    With ``tta_flip`` the probabilities (or regressed ages) of the image and its mirror image
-    are averaged.
-    """
-    x = normalize(images)
-    views = [x, x[:, :, ::-1]] if tta_flip else [x]
-    outs = [apply_fn(variables, v, train=False) for v in views]
-    if outs[0]["age"].ndim == 2:
-        probs = jnp.mean(jnp.stack([jax.nn.softmax(o["age"].astype(jnp.float32)) for o in outs]), 0)
-        age, age_std = expected_age(jnp.log(jnp.maximum(probs, 1e-12)))
-    else:
-        age = jnp.mean(jnp.stack([o["age"].astype(jnp.float32) for o in outs]), 0)
-        age_std = jnp.full_like(age, jnp.nan)
-    mean_probs = {k: jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32)) for o in outs]), 0)
-                  for k in ("gender", "race")}
-    return {"age": age, "age_std": age_std, "p_gender": mean_probs["gender"], "p_race": mean_probs["race"]}
 
 
 def loss_sums_step(variables: dict, batch: dict, apply_fn, config: ml_collections.ConfigDict) -> dict:

@@ -1,0 +1,49 @@
+"""Jitted inference on uint8 face crops: used by training (validation), evaluation and prediction.
+
+Lives outside ``training`` so that evaluation and the prediction command never import the
+training loop.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from research.data import pipeline
+from research.models.heads import expected_age
+from research.models.preprocessing import normalize
+
+
+def predict_step(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool) -> dict:
+    """Inference on uint8 images: age mean/std, gender and ethnicity probabilities.
+
+    With ``tta_flip`` the probabilities (or regressed ages) of the image and its mirror image
+    are averaged.
+    """
+    x = normalize(images)
+    views = [x, x[:, :, ::-1]] if tta_flip else [x]
+    outs = [apply_fn(variables, v, train=False) for v in views]
+    if outs[0]["age"].ndim == 2:
+        probs = jnp.mean(jnp.stack([jax.nn.softmax(o["age"].astype(jnp.float32)) for o in outs]), 0)
+        age, age_std = expected_age(jnp.log(jnp.maximum(probs, 1e-12)))
+    else:
+        age = jnp.mean(jnp.stack([o["age"].astype(jnp.float32) for o in outs]), 0)
+        age_std = jnp.full_like(age, jnp.nan)
+    mean_probs = {k: jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32)) for o in outs]), 0)
+                  for k in ("gender", "race")}
+    return {"age": age, "age_std": age_std, "p_gender": mean_probs["gender"], "p_race": mean_probs["race"]}
+
+
+def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
+                 config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+    """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows."""
+    step = jax.jit(functools.partial(predict_step, apply_fn=apply_fn, tta_flip=config.eval.tta_flip))
+    parts = []
+    for chunk, real in pipeline.eval_batches(images, rows, config.eval.batch_size):
+        out = jax.device_get(step(variables, chunk))
+        parts.append({k: v[:real] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
