@@ -15,6 +15,9 @@ DATA_FLAG := $(if $(DATA),--data $(DATA),)
 CPU_RUNS := cnn_baseline cnn_baseline_coral
 GPU_RUNS := resnet50_multitask resnet50_multitask_coral
 SPLITS := results/splits/utkface.csv results/splits/coral.csv
+TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models/*.py) research/inference.py \
+              research/data/cache.py research/data/pipeline.py research/data/protocol.py
+EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
 
 .PHONY: all gpu smoke test readme clean venv
 .DELETE_ON_ERROR:
@@ -23,6 +26,7 @@ SPLITS := results/splits/utkface.csv results/splits/coral.csv
 all: results/eda/summary.json \
      $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
      results/bench/train_throughput.csv results/bench/cache_build.csv
+	$(PY) scripts/results_table.py
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
 venv: $(VENV)/.installed
@@ -42,14 +46,15 @@ $(SPLITS) &: results/cleaning/manifest.csv scripts/make_splits.py research/data/
 results/eda/summary.json: results/cleaning/manifest.csv scripts/explore_data.py research/viz/eda.py | venv
 	$(PY) scripts/explore_data.py $(DATA_FLAG) --seed $(SEED)
 
-results/runs/%/summary.json: research/configs/%.py $(SPLITS) | venv
+results/runs/%/summary.json: research/configs/%.py research/configs/base.py $(TRAIN_CODE) $(SPLITS) | venv
 	$(PY) scripts/train.py --config $* --profile $(if $(filter $*,$(GPU_RUNS)),gpu,cpu) $(DATA_FLAG)
 
 # The reduced CPU profile of ResNet-50 writes its own folder (its config renames the run).
-results/runs/resnet50_multitask_cpu/summary.json: research/configs/resnet50_multitask.py $(SPLITS) | venv
+results/runs/resnet50_multitask_cpu/summary.json: research/configs/resnet50_multitask.py research/configs/base.py \
+                                                  $(TRAIN_CODE) $(SPLITS) | venv
 	$(PY) scripts/train.py --config resnet50_multitask --profile cpu $(DATA_FLAG)
 
-results/runs/%/metrics_test.json: results/runs/%/summary.json scripts/evaluate.py research/evaluation/metrics.py
+results/runs/%/metrics_test.json: results/runs/%/summary.json $(EVAL_CODE) | venv
 	$(PY) scripts/evaluate.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
 
 results/breakdowns/%/summary.json: results/runs/%/metrics_test.json scripts/breakdown.py \

@@ -9,6 +9,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+CODE_PATHS = ("research", "scripts", "Makefile", "pyproject.toml", "requirements.lock")
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "pandas", "pillow",
             "imagehash", "ml-collections", "tensorflow-datasets")
 
@@ -18,7 +19,9 @@ def git_commit(cwd: Path | None = None) -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # Dirty means the code differs from the commit: changed or new files among what runs
+        # (results and the README, which runs rewrite, do not count).
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=cwd,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         # A copy of the tree without .git (e.g. on a remote accelerator) is told its commit.

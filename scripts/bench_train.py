@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.outputs import write_csv
+from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
 # (model config, conv implementation, devices, dtype)
@@ -67,8 +67,6 @@ def main() -> None:
         rows.append(run_variant(name, impl, devices, dtype, steps))
         print(rows[-1], flush=True)
     write_csv(args.out, pd.DataFrame(rows))
-    from research.outputs import write_json
-
     write_json(args.out.with_suffix(".json"), {"provenance": provenance(with_device=True),
                                                "cpu_count": os.cpu_count()})
 

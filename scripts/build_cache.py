@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.data import cache, locate
-from research.outputs import write_csv
+from research.data import archive, cache, locate
+from research.outputs import write_csv, write_json
+from research.provenance import provenance
 
 
 def main() -> None:
@@ -34,6 +35,8 @@ def main() -> None:
                 rows.append(timed_build(source, args.split, size, Path(tmp), args.workers))
             print(rows[-1])
         write_csv(Path("results/bench/cache_build.csv"), pd.DataFrame(rows))
+        write_json(Path("results/bench/cache_build.json"), {
+            "provenance": provenance(data_sha256=archive.data_checksum(source)), "cpu_count": os.cpu_count()})
         return
     out = cache.cache_dir(args.cache_root, args.split, args.size)
     print(timed_build(source, args.split, args.size, out, args.workers))

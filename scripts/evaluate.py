@@ -7,16 +7,13 @@ Writes predictions_val.csv, predictions_test.csv and metrics_test.json into the 
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
-
-from research.evaluation.metrics import evaluate_predictions  # noqa: E402
-from research.evaluation.predict import predict_split  # noqa: E402
-from research.evaluation.prediction_table import read_predictions  # noqa: E402
-from research.outputs import write_csv, write_json  # noqa: E402
-from research.provenance import provenance  # noqa: E402
+from research.evaluation.metrics import evaluate_predictions
+from research.evaluation.predict import predict_split
+from research.evaluation.prediction_table import read_predictions
+from research.outputs import write_csv, write_json
+from research.provenance import provenance
 
 
 def main() -> None:

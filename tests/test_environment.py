@@ -69,7 +69,3 @@ def test_pinned_versions_satisfy_pyproject():
         assert requirement.specifier.contains(pins[name], prereleases=True), (name, str(requirement))
 
 
-def test_name_normalisation():
-    assert _normal("ImageHash") == _normal("imagehash")
-    assert _normal("importlib_resources") == _normal("importlib-resources") == _normal("Importlib.Resources")
-    assert _normal("ml_collections") != _normal("mlcollections")

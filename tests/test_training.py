@@ -279,3 +279,16 @@ def test_malformed_overrides_and_configs_are_errors():
         load_config("no_such_experiment", "smoke")
     with pytest.raises(ValueError, match="profile must be one of"):
         load_config("cnn_baseline", "tpu")
+
+
+def test_resume_refuses_a_checkpoint_made_under_another_config(tmp_path):
+    from research.training.loop import check_resumable, training_config
+
+    config = load_config("cnn_baseline", "smoke")
+    meta = {"config": json.loads(json.dumps(training_config(config)))}
+    check_resumable(meta, config, tmp_path)  # same config: fine
+    moved = apply_overrides(config, {"data.cache_root": str(tmp_path / "elsewhere")})
+    check_resumable(meta, moved, tmp_path)  # where the data lives does not matter
+    longer = apply_overrides(config, {"optimizer.num_epochs": 5})
+    with pytest.raises(ValueError, match="optimizer"):
+        check_resumable(meta, longer, tmp_path)

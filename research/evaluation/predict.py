@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from research import checkpoints
+from research.data import protocol as run_data
 from research.evaluation.prediction_table import PREDICTION_COLUMNS
 from research.inference import predict_rows
 from research.models.factory import create_model
-from research.training import data as run_data
 from research.training.state import create_train_state
 
 

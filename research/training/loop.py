@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from research import checkpoints
 from research.data import pipeline
+from research.data import protocol as run_data
 from research.inference import predict_rows
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
-from research.training import data as run_data
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
 from research.training.steps import AXIS, loss_sums_step, replicate, train_step
@@ -69,6 +69,22 @@ def evaluate_split(variables, apply_fn, images, rows, table, config) -> dict[str
             "age_mae": float(np.mean(np.abs(pred["age"] - table["age"].to_numpy()))),
             "gender_accuracy": float(np.mean(pred["p_gender"].argmax(-1) == table["gender"].to_numpy())),
             "ethnicity_accuracy": float(np.mean(pred["p_race"].argmax(-1)[race >= 0] == race[race >= 0]))}
+
+
+def training_config(config: ml_collections.ConfigDict) -> dict:
+    """The config fields that shape training (where the data lives does not)."""
+    return {k: v for k, v in config.to_dict().items() if k != "data"}
+
+
+def check_resumable(meta: dict, config: ml_collections.ConfigDict, where: Path) -> None:
+    """Refuse to resume a checkpoint made under another config (schedule, model, seed...)."""
+    saved = meta.get("config")
+    if saved is not None and saved != json.loads(json.dumps(training_config(config))):
+        changed = sorted(k for k in set(saved) | set(training_config(config))
+                         if json.dumps(saved.get(k), sort_keys=True)
+                         != json.dumps(training_config(config).get(k), sort_keys=True))
+        raise ValueError(f"{where} was made with a different config (changed: {changed}); delete the run's "
+                         "checkpoints to start afresh, or use another --workdir")
 
 
 def run_epoch(p_train, replicated, step_keys, batches, devices: list, steps: int,
@@ -122,6 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     start_epoch, history = 0, []
     if checkpoints.latest_step(ckpt_dir / "last") is not None:
         state, meta = checkpoints.restore(ckpt_dir / "last", state)
+        check_resumable(meta, config, ckpt_dir / "last")
         start_epoch, history = meta["epoch"] + 1, meta["history"]
         print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {ckpt_dir / 'last'}")
     run_history.rewrite_metrics(workdir / "metrics.jsonl", history)
@@ -153,7 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
         if val["age_mae"] < best:
             best = val["age_mae"]
             checkpoints.save(ckpt_dir / "best", epoch, state, {"epoch": epoch, "val": val})
-        checkpoints.save(ckpt_dir / "last", epoch, state, {"epoch": epoch, "history": history})
+        checkpoints.save(ckpt_dir / "last", epoch, state, {"epoch": epoch, "history": history,
+                                                            "config": training_config(config)})
     history_frame = pd.DataFrame(history)
     write_csv(workdir / "history.csv", history_frame)
     run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
