@@ -4,7 +4,7 @@
 #   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
 #   make test     the test suite;  make readme  the README results table from results/
 #   make clean    remove what `make all` rebuilds (GPU results are kept)
-# DATA=path/to/UTKFace.tar.gz overrides where the archive is looked for.
+# DATA=path/to/UTKFace.tar.gz and CORAL=path/to/coral_utkface/ override where the data is looked for.
 
 PYTHON ?= python3
 VENV := .venv
@@ -12,6 +12,8 @@ PY := $(VENV)/bin/python
 SEED ?= 0
 DATA ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
+CORAL ?=
+CORAL_FLAG := $(if $(CORAL),--coral-dir $(CORAL),)
 CPU_RUNS := cnn_baseline cnn_baseline_coral
 GPU_RUNS := resnet50_multitask resnet50_multitask_coral
 SPLITS := results/splits/utkface.csv results/splits/coral.csv
@@ -41,7 +43,7 @@ results/cleaning/manifest.csv: scripts/clean_data.py research/data/cleaning.py r
 	$(PY) scripts/clean_data.py $(DATA_FLAG)
 
 $(SPLITS) &: results/cleaning/manifest.csv scripts/make_splits.py research/data/splits.py | venv
-	$(PY) scripts/make_splits.py --seed $(SEED)
+	$(PY) scripts/make_splits.py --seed $(SEED) $(CORAL_FLAG)
 
 results/eda/summary.json: results/cleaning/manifest.csv scripts/explore_data.py research/viz/eda.py | venv
 	$(PY) scripts/explore_data.py $(DATA_FLAG) --seed $(SEED)
