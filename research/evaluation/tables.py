@@ -16,6 +16,12 @@ def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> 
     return f"{metrics[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
+def run_seconds(summary: dict) -> float:
+    """Training time of a run: a resumed run's wall time covers only its last process, the sum of
+    its epochs covers all of them."""
+    return max(summary["wall_time_s"], summary.get("train_seconds_all_epochs", 0.0))
+
+
 def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame:
     """One row per run that has metrics_test.json: metrics with 95% bootstrap intervals."""
     rows = []
@@ -34,7 +40,7 @@ def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame
             "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
             "C25_minors_passed_%": "n/a (no minors)" if c25 != c25 else _interval(
                 m, "challenge25_fpr_13_17", 100, 1),
-            "train_minutes": round(max(s["wall_time_s"], s.get("train_seconds_all_epochs", 0.0)) / 60, 1),
+            "train_minutes": round(run_seconds(s) / 60, 1),
         })
     return pd.DataFrame(rows)
 
@@ -52,15 +58,14 @@ def timings_table(results: Path) -> pd.DataFrame:
     for stage, path in (("cleaning", "cleaning/summary.json"), ("data visualization", "eda/summary.json")):
         file = Path(results) / path
         if file.is_file():
-            rows.append({"stage": stage, "device": "CPU (2 cores)",
+            rows.append({"stage": stage, "device": "CPU",
                          "minutes": round(json.loads(file.read_text())["wall_time_s"] / 60, 1)})
     for name in RUNS:
         file = Path(results) / "runs" / name / "summary.json"
         if file.is_file():
             s = json.loads(file.read_text())
             device = f"{s['device_kind']} x{s['num_devices']}"
-            # A resumed run's wall time covers only its last process; the epochs' sum covers all.
-            seconds = max(s["wall_time_s"], s.get("train_seconds_all_epochs", 0.0))
+            seconds = run_seconds(s)
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
                          "minutes": round(seconds / 60, 1)})
     return pd.DataFrame(rows)
