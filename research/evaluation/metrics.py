@@ -61,6 +61,11 @@ def confusion(true: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
 
 
 def ethnicity_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
+    """Accuracy, macro F1 and confusion over known labels; all nan for a model with no ethnicity
+    head (every prediction missing, as for the peer package)."""
+    if np.isnan(np.asarray(pred, dtype=float)).all():
+        return {"ethnicity_accuracy": float("nan"), "ethnicity_macro_f1": float("nan"),
+                "ethnicity_confusion": None}
     known = true >= 0
     true, pred = true[known], pred[known]
     return {
@@ -137,7 +142,7 @@ def bootstrap_intervals(
     rng = np.random.default_rng(seed)
     true_age, pred_age = frame["age"].to_numpy(float), frame["pred_age"].to_numpy(float)
     gender_ok = (frame["gender"] == frame["pred_gender"]).to_numpy(float)
-    race_known = (frame["race"] >= 0).to_numpy()
+    race_known = (frame["race"] >= 0).to_numpy() & frame["pred_race"].notna().to_numpy()
     race_ok = (frame["race"] == frame["pred_race"]).to_numpy(float)
     minor = ((true_age >= 13) & (true_age <= 17)).astype(float)
     adult = (true_age >= 25).astype(float)
@@ -151,7 +156,7 @@ def bootstrap_intervals(
             "age_mae": np.abs(err).mean(),
             "age_rmse": np.sqrt((err**2).mean()),
             "gender_accuracy": gender_ok[idx].mean(),
-            "ethnicity_accuracy": race_ok[idx][race_known[idx]].mean(),
+            "ethnicity_accuracy": _rate(race_ok[idx], race_known[idx].astype(float)),
             # A resample without anyone in the age band has no rate (nan), as in challenge_rates.
             "challenge25_fpr_13_17": _rate(passed[idx], minor[idx]),
             "challenge25_friction_25plus": _rate(1 - passed[idx], adult[idx]),

