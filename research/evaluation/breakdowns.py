@@ -92,7 +92,8 @@ def group_mae_draws(frame: pd.DataFrame, resamples: int, seed: int) -> dict[tupl
 
 
 def _accuracy(true: np.ndarray, pred: np.ndarray) -> float:
-    known = true >= 0  # race -1: no label to compare with
+    # race -1: no label to compare with; a missing prediction: the model has no such head
+    known = (true >= 0) & ~np.isnan(np.asarray(pred, dtype=float))
     return float((true[known] == pred[known]).mean()) if known.any() else float("nan")
 
 

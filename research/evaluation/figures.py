@@ -145,15 +145,18 @@ def _confusion_panel(ax, matrix: np.ndarray, names: list[str], what: str):
 
 
 def plot_confusion(frame: pd.DataFrame) -> Figure:
-    """Gender and ethnicity confusion matrices, row-normalised, with counts (race -1 excluded)."""
+    """Gender and ethnicity confusion matrices, row-normalised, with counts (race -1 excluded).
+    A model with no ethnicity head (every pred_race missing) gets the gender panel only."""
     known = frame["race"] >= 0
-    fig = Figure(figsize=(10.5, 5.4), layout="constrained")
-    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 5]})  # equal cell sizes
-    _confusion_panel(axes[0], confusion(frame["gender"].to_numpy(), frame["pred_gender"].to_numpy(), 2),
-                     list(GENDERS.values()), "gender")
-    image = _confusion_panel(
-        axes[1], confusion(frame.loc[known, "race"].to_numpy(), frame.loc[known, "pred_race"].to_numpy(), 5),
-        list(RACES.values()), "ethnicity")
+    has_race = frame["pred_race"].notna().any()
+    fig = Figure(figsize=(10.5, 5.4) if has_race else (5.2, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2, 5]}) if has_race else [fig.subplots()]
+    genders = confusion(frame["gender"].to_numpy(), frame["pred_gender"].to_numpy(), 2)
+    image = _confusion_panel(axes[0], genders, list(GENDERS.values()), "gender")
+    if has_race:
+        races = frame.loc[known, "pred_race"].to_numpy().astype(int)
+        image = _confusion_panel(axes[1], confusion(frame.loc[known, "race"].to_numpy(), races, 5),
+                                 list(RACES.values()), "ethnicity")
     fig.colorbar(image, ax=axes, label="Share of the true class (row-normalised)", shrink=0.85)
     fig.suptitle("Confusion matrices on the test split: share of each true class (count)")
     return fig
@@ -241,8 +244,8 @@ def load_thumbnails(data: Path, names: set[str], size: int = THUMBNAIL_PX) -> di
 
 
 def _face_caption(row: pd.Series) -> str:
-    def ethnicity(code: int) -> str:
-        return RACES.get(int(code), "?")
+    def ethnicity(code: float) -> str:
+        return "?" if pd.isna(code) else RACES.get(int(code), "?")
 
     return (f"true {row['age']} · pred {row['pred_age']:.1f}\n"
             f"{GENDER_SHORT[int(row['gender'])]}→{GENDER_SHORT[int(row['pred_gender'])]} · "

@@ -1,0 +1,53 @@
+"""Ablation declarations and the table built from finished run folders."""
+
+import json
+
+import numpy as np
+import pytest
+
+from research.configs import ablations as declared
+from research.configs import load_config
+from research.configs.overrides import apply_overrides
+from research.evaluation.ablations import ablation_table, collect_runs, plot_ablations, run_dir
+
+
+def test_every_arm_applies_to_the_base_config_and_keeps_the_shared_profile():
+    for arm in declared.ARMS:
+        for seed in declared.SEEDS:
+            base = load_config(declared.BASE_CONFIG, "smoke")
+            config = apply_overrides(base, declared.arm_overrides(arm, seed))
+            assert config.seed == seed and config.name == f"ablation_{arm}_seed{seed}"
+            assert config.optimizer.num_epochs == declared.PROFILE["optimizer.num_epochs"]
+    assert declared.disabled_heads("age_only") == {"gender", "race"}
+    assert declared.disabled_heads("age_gender") == {"race"}
+    assert declared.disabled_heads("full") == set()
+    with pytest.raises(ValueError, match="unknown ablation arm"):
+        declared.arm_overrides("nope", 0)
+
+
+def fake_summary(root, arm, seed, mae):
+    folder = run_dir(root, arm, seed)
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({
+        "epochs": 4, "image_size": 64, "wall_time_s": 600.0, "device_kind": "cpu", "num_devices": 1,
+        "provenance": {"git_commit": "abc"},
+        "final_val": {"age_mae": mae, "gender_accuracy": 0.9, "ethnicity_accuracy": 0.8},
+        "best_val": {"age_mae": mae - 1, "gender_accuracy": 0.0, "ethnicity_accuracy": 0.0}}))
+
+
+def test_table_takes_last_epoch_metrics_mean_and_spread_over_seeds(tmp_path):
+    fake_summary(tmp_path, "full", 0, 6.0)
+    fake_summary(tmp_path, "full", 1, 7.0)
+    fake_summary(tmp_path, "age_only", 0, 6.5)  # seed 1 unfinished: left out
+    runs = collect_runs(tmp_path, declared.ARMS, declared.SEEDS, declared.disabled_heads)
+    assert len(runs) == 3
+    table = ablation_table(runs, declared.ARMS, lambda arm: declared.ARMS[arm][1]).set_index("arm")
+    assert table.loc["full", "val_age_mae_mean"] == pytest.approx(6.5)
+    assert table.loc["full", "val_age_mae_std"] == pytest.approx(np.std([6.0, 7.0], ddof=1))
+    assert table.loc["full", "val_gender_accuracy_mean"] == pytest.approx(0.9)
+    assert table.loc["age_only", "n_seeds"] == 1 and np.isnan(table.loc["age_only", "val_age_mae_std"])
+    # heads switched off report no accuracy rather than a chance-level number
+    assert np.isnan(table.loc["age_only", "val_gender_accuracy_mean"])
+    assert "loss.weights.gender=0.0" in table.loc["age_only", "overrides"]
+    plot_ablations(table.reset_index(), runs, tmp_path / "ablations.png")
+    assert (tmp_path / "ablations.png").stat().st_size > 10_000
