@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "cnn_baseline_coral",
+RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "ensemble", "cnn_baseline_coral",
         "resnet50_multitask_coral")
 
 
@@ -32,15 +32,18 @@ def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame
         m = json.loads(metrics_path.read_text())
         s = json.loads((Path(runs_dir) / name / "summary.json").read_text())
         c25 = m["challenge25_fpr_13_17"]
+        ensemble = s.get("kind") == "ensemble"
         rows.append({
-            "run": name, "protocol": s["protocol"], "profile": s["profile"],
-            "image_px": s["image_size"], "epochs": s["epochs"], "device": s["device_kind"],
+            "run": name, "protocol": s["protocol"],
+            "profile": "ensemble of " + " + ".join(s["members"]) if ensemble else s["profile"],
+            "image_px": s["image_size"], "epochs": "-" if ensemble else s["epochs"],
+            "device": s["device_kind"],
             "test_images": m["n"], "age_MAE": _interval(m, "age_mae"),
             "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
             "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
             "C25_minors_passed_%": "n/a (no minors)" if c25 != c25 else _interval(
                 m, "challenge25_fpr_13_17", 100, 1),
-            "train_minutes": round(run_seconds(s) / 60, 1),
+            "train_minutes": round(s["wall_time_s"] / 60, 1) if ensemble else round(run_seconds(s) / 60, 1),
         })
     return pd.DataFrame(rows)
 
@@ -64,6 +67,8 @@ def timings_table(results: Path) -> pd.DataFrame:
         file = Path(results) / "runs" / name / "summary.json"
         if file.is_file():
             s = json.loads(file.read_text())
+            if s.get("kind") == "ensemble":
+                continue  # no training of its own: its members' rows carry the time
             device = f"{s['device_kind']} x{s['num_devices']}"
             seconds = run_seconds(s)
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
