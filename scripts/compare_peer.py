@@ -70,7 +70,7 @@ def main() -> None:
                                    + (", reduced CPU profile" if summary.get("reduced_run") else "")))
     rows.append(comparison_row(f"peer: {version}", args.out, "other data (dlib-models, Cydral)",
                                "pretrained; run as shipped on the 200x200 crop; no ethnicity head"))
-    write_csv(args.out / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.4f")
+    write_csv(args.out / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.6f")
     models = {**folders, f"peer: {version}": args.out}
     write_csv(args.out / "mae_by_age_group.csv", mae_by_age_group(models), float_format="%.4f")
     sweep = plot_model_sweeps(models, args.out / "challenge_sweep.png")

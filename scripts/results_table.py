@@ -8,10 +8,16 @@ The README block between the RESULTS markers is replaced; nothing in it is typed
 import re
 from pathlib import Path
 
-from research.evaluation.tables import headline_table, timings_table, to_markdown
+from research.evaluation.tables import (
+    ablations_markdown_table,
+    comparison_table,
+    headline_table,
+    timings_table,
+    to_markdown,
+)
 from research.outputs import atomic_path, write_csv
 
-BLOCKS = ("RESULTS", "TIMINGS")
+BLOCKS = ("RESULTS", "COMPARISON", "ABLATIONS", "TIMINGS")
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -24,7 +30,9 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 
 def main() -> None:
-    tables = {"RESULTS": headline_table(Path("results/runs")), "TIMINGS": timings_table(Path("results"))}
+    results = Path("results")
+    tables = {"RESULTS": headline_table(results / "runs"), "COMPARISON": comparison_table(results),
+              "ABLATIONS": ablations_markdown_table(results), "TIMINGS": timings_table(results)}
     write_csv(Path("results/summary/headline.csv"), tables["RESULTS"])
     write_csv(Path("results/summary/timings.csv"), tables["TIMINGS"])
     readme = Path("README.md")

@@ -36,3 +36,20 @@ def test_headline_table_rows_for_trained_runs_and_ensembles(tmp_path):
     stages = timings_table(tmp_path)["stage"].tolist()
     assert stages == ["train cnn_baseline (cpu profile)"]  # the ensemble trained nothing itself
     assert run_seconds(trained) == pytest.approx(180.0)
+
+
+def test_comparison_and_ablation_tables_say_how_to_make_missing_inputs(tmp_path):
+    from research.evaluation.tables import ablations_markdown_table, comparison_table
+
+    assert "make peer" in to_markdown(comparison_table(tmp_path))
+    assert "make ablations" in to_markdown(ablations_markdown_table(tmp_path))
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "ablations.csv").write_text(
+        "arm,description,overrides,n_seeds,val_age_mae_mean,val_age_mae_std,val_gender_accuracy_mean,"
+        "val_gender_accuracy_std,val_ethnicity_accuracy_mean,val_ethnicity_accuracy_std,train_minutes_mean\n"
+        "full,all heads,,2,6.5,0.5,0.9,0.01,0.8,,9.87\n"
+        "age_only,age head,x=0,1,6.0,,,,,,10.0\n")
+    table = ablations_markdown_table(tmp_path).set_index("arm")
+    assert table.loc["full", "val_age_MAE"] == "6.50 ± 0.50"
+    assert table.loc["full", "val_ethnicity_acc_%"] == "80.0"  # one seed with a value: no spread
+    assert table.loc["age_only", "val_gender_acc_%"] == "head off"

@@ -74,3 +74,47 @@ def timings_table(results: Path) -> pd.DataFrame:
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
                          "minutes": round(seconds / 60, 1)})
     return pd.DataFrame(rows)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}"
+
+
+def comparison_table(results: Path) -> pd.DataFrame:
+    """Our utkface-protocol models beside the peer package (results/peer/comparison.csv)."""
+    file = Path(results) / "peer" / "comparison.csv"
+    if not file.is_file():
+        return pd.DataFrame({"not yet produced": ["run `make peer`"]})
+    frame = pd.read_csv(file)
+    return pd.DataFrame({
+        "model": frame["model"], "trained on": frame["trained_on"],
+        "age_MAE": [f"{r.age_mae:.2f} [{r.age_mae_lo:.2f}, {r.age_mae_hi:.2f}]" for r in frame.itertuples()],
+        "gender_acc_%": [f"{100 * r.gender_accuracy:.1f} [{100 * r.gender_accuracy_lo:.1f}, "
+                         f"{100 * r.gender_accuracy_hi:.1f}]" for r in frame.itertuples()],
+        "ethnicity_acc_%": frame["ethnicity_accuracy"].map(_pct),
+        "C25_minors_passed_%": frame["challenge25_fpr_13_17"].map(_pct),
+        "C25_adults_25+_asked_%": frame["challenge25_friction_25plus"].map(_pct),
+    })
+
+
+def ablations_markdown_table(results: Path) -> pd.DataFrame:
+    """The ablation arms (results/ablations/ablations.csv): validation metrics, mean ± sd over seeds."""
+    file = Path(results) / "ablations" / "ablations.csv"
+    if not file.is_file():
+        return pd.DataFrame({"not yet produced": ["run `make ablations`"]})
+    frame = pd.read_csv(file)
+
+    def spread(mean: float, sd: float, scale: float, digits: int) -> str:
+        if mean != mean:
+            return "head off"
+        return f"{mean * scale:.{digits}f}" + ("" if sd != sd else f" ± {sd * scale:.{digits}f}")
+
+    return pd.DataFrame({
+        "arm": frame["arm"], "what changes": frame["description"], "seeds": frame["n_seeds"],
+        "val_age_MAE": [spread(r.val_age_mae_mean, r.val_age_mae_std, 1, 2) for r in frame.itertuples()],
+        "val_gender_acc_%": [spread(r.val_gender_accuracy_mean, r.val_gender_accuracy_std, 100, 1)
+                             for r in frame.itertuples()],
+        "val_ethnicity_acc_%": [spread(r.val_ethnicity_accuracy_mean, r.val_ethnicity_accuracy_std, 100, 1)
+                                for r in frame.itertuples()],
+        "minutes_per_run": frame["train_minutes_mean"].round(1),
+    })
