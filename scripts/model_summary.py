@@ -1,0 +1,40 @@
+"""Layer table of each experiment's model (results/models_summary/architectures.csv + .json).
+
+    python scripts/model_summary.py
+
+Builds each model abstractly (jax.eval_shape: no weights are computed) at its config's image
+size and counts parameters per stem, stage and head. The report reads the CSV.
+"""
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from research.configs import load_config
+from research.models.summary import layer_table
+from research.outputs import write_csv, write_json
+from research.provenance import provenance
+
+# (config, profile): the architectures behind the committed runs (CORAL runs share them).
+MODELS = (("cnn_baseline", "cpu"), ("resnet50_multitask", "gpu"), ("resnet50_multitask", "cpu"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("results/models_summary"))
+    args = parser.parse_args()
+    rows, models = [], {}
+    for name, profile in MODELS:
+        config = load_config(name, profile)
+        table = layer_table(config)
+        rows += [{"run": config.name, "image_px": config.image_size, **row} for row in table]
+        models[config.name] = {"config": name, "profile": profile, "image_px": config.image_size,
+                               "params": table[-1]["params"], "batch_stats": table[-1]["batch_stats"]}
+        print(f"{config.name}: {table[-1]['params']:,} parameters at {config.image_size} px")
+    write_csv(args.out / "architectures.csv", pd.DataFrame(rows))
+    write_json(args.out / "summary.json", {"models": models, "provenance": provenance()})
+
+
+if __name__ == "__main__":
+    main()

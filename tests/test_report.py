@@ -1,0 +1,172 @@
+"""The portfolio report: the .qmd parser of the fallback renderer, the results helpers, and a full
+render of report/portfolio.qmd from the committed results (HTML and PDF)."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+
+from research.report import render as rr
+from research.report.results import Results, interval, table
+
+ROOT = Path(__file__).resolve().parents[1]
+QMD = ROOT / "report" / "portfolio.qmd"
+SECTIONS = ("Introduction", "Data cleaning", "Data visualization", "Multi-task age prediction",
+            "Model architectures", "Training", "Evaluation", "Ablations", "Comparison with prior work",
+            "Practical application: age verification", "Limitations and responsible use", "Conclusion",
+            "References", "Appendix: reproducibility")
+RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "cnn_baseline_coral",
+        "resnet50_multitask_coral")
+
+SAMPLE = """---
+title: "T"
+---
+
+Intro with `{python} a` and `{python} b + 1`; plain `code` stays.
+
+```{python}
+#| label: setup
+#| echo: false
+a = "x"
+b = 1
+```
+
+```{python}
+#| eval: false
+raise RuntimeError("never run")
+```
+
+Tail `{python} a`.
+"""
+
+
+def test_parse_qmd_splits_markdown_and_cells_with_options():
+    chunks = rr.parse_qmd(SAMPLE)
+    assert [c.kind for c in chunks] == ["markdown", "code", "markdown", "code", "markdown"]
+    assert chunks[0].source.startswith("---\ntitle")  # the front matter stays with the text
+    assert chunks[1].options == {"label": "setup", "echo": False}
+    assert chunks[1].source == 'a = "x"\nb = 1'  # option lines removed
+    assert chunks[3].options == {"eval": False}
+    assert chunks[4].source.strip() == "Tail `{python} a`."
+
+
+def test_inline_cell_evaluates_every_expression_and_skips_plain_code():
+    cell = rr.inline_cell("x `{python} a` y `{python} b + 1` z `code`")
+    namespace = {"a": "x", "b": 1}
+    printed = []
+    exec(cell, {**namespace, "print": printed.append})
+    assert json.loads(printed[0]) == ["x", "2"]
+    assert rr.inline_cell("no inline code, only `code`") is None
+
+
+def test_build_notebook_maps_chunks_to_cells_and_skips_eval_false():
+    chunks = rr.parse_qmd(SAMPLE)
+    nb, index = rr.build_notebook(chunks)
+    # a markdown chunk's inline cell runs where the chunk stands: it sees only names defined above it
+    assert index == [0, 1, None, None, 2]
+    assert "never run" not in "".join(c.source for c in nb.cells)
+
+
+def test_substitute_inline_and_output_markdown():
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text='["x", "2"]\n')]
+    assert rr.substitute_inline("A `{python} a`, B `{python} b + 1`.", cell) == "A x, B 2."
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": "| a |\n|---|\n| 1 |"}),
+                    nbformat.v4.new_output("stream", name="stdout", text="log line\n")]
+    out = rr.output_markdown(cell, {})
+    assert "| a |\n|---|\n| 1 |\n\n```\nlog line\n```" in out  # markdown as is, a blank line, text fenced
+    assert "log line" in rr.output_markdown(cell, {"output": "asis"}).replace("```", "")
+    assert rr.output_markdown(cell, {"include": False}) == ""
+
+
+def test_results_helpers_format_and_report_missing_files(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "report").mkdir()
+    results = Results(tmp_path / "report")
+    missing = results.figure("ablations/ablations.png", "cap", "abl", command="python scripts/ablate.py")
+    assert missing.data.startswith("**Not yet produced:** run `python scripts/ablate.py`")
+    (tmp_path / "results" / "a.png").write_bytes(b"png")
+    expected = "![A \\*star\\*](../results/a.png){#fig-a width=100%}\n"
+    assert results.figure("a.png", "A *star*", "a").data == expected
+    assert interval(0.1788, 0.1192, 0.2416, 100, 1) == "17.9 [11.9, 24.2]"
+    assert interval(float("nan"), 0, 0) == "n/a"
+    md = table(pd.DataFrame({"group": ["a|b"], "n": [3]}), "Cap", "x").data
+    assert md.splitlines()[2] == "| a\\|b | 3 |" and md.rstrip().endswith(": Cap {#tbl-x}")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    markdown = rr.execute_qmd(QMD)
+    html, pdf = out / "portfolio.html", out / "portfolio.pdf"
+    rr.write_html(markdown, html, QMD.parent, [QMD.parent / "portfolio.css", QMD.parent / "_fallback.css"])
+    rr.write_pdf(markdown, pdf, QMD.parent, ROOT, QMD.parent / "portfolio-header.typ")
+    return markdown, html.read_text(), pdf
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r'src="data:[^"]*"', "", html)))
+
+
+def test_report_has_every_section(rendered):
+    markdown, html, pdf = rendered
+    headings = {re.sub(r"\s+", " ", h) for h in re.findall(r"<h[12][^>]*>(.*?)</h[12]>", html, flags=re.S)}
+    pages = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    for section in SECTIONS:
+        assert section in headings, section
+        assert section in pages, section
+
+
+def test_every_figure_exists_and_is_embedded(rendered):
+    markdown, html, _ = rendered
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(figures) >= 15
+    for figure in figures:
+        assert (QMD.parent / figure).is_file(), figure
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == len(figures)
+    assert not re.search(r'<img[^>]+src="(?!data:)', html)  # self-contained: no linked image
+
+
+def test_no_unrendered_markup(rendered):
+    markdown, html, _ = rendered
+    text = _text(html)
+    assert "{python}" not in markdown
+    assert "{#tbl-" not in text and "{#fig-" not in text and "|---" not in text
+
+
+def test_headline_numbers_equal_the_metrics_files(rendered):
+    _, html, _ = rendered
+    text = _text(html)
+
+    def fmt(m, name, scale=1.0, digits=2):
+        low, high = m["bootstrap"]["intervals"][name]
+        return f"{m[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+    for run in RUNS:
+        m = json.loads((ROOT / "results" / "runs" / run / "metrics_test.json").read_text())
+        assert f"{m['n']:,}" in text
+        for name, scale, digits in (("age_mae", 1, 2), ("gender_accuracy", 100, 1),
+                                    ("ethnicity_accuracy", 100, 1), ("age_rmse", 1, 2)):
+            assert fmt(m, name, scale, digits) in text, (run, name)
+    main = json.loads((ROOT / "results" / "runs" / "resnet50_multitask" / "metrics_test.json").read_text())
+    assert fmt(main, "challenge25_fpr_13_17", 100, 1) in text
+    clean = json.loads((ROOT / "results" / "cleaning" / "summary.json").read_text())
+    assert f"{clean['images_in']:,}" in text and f"{clean['images_out']:,}" in text
+
+
+def test_reduced_run_is_labelled_reduced(rendered):
+    _, html, _ = rendered
+    rows = [row for row in re.findall(r"<tr.*?</tr>", html, flags=re.S) if "resnet50_multitask_cpu" in row]
+    assert rows and all("reduced" in row for row in rows if "profile" in row)
+
+
+def test_pdf_has_text_on_every_page(rendered):
+    _, _, pdf = rendered
+    pages = PdfReader(pdf).pages
+    assert len(pages) > 5
+    for number, page in enumerate(pages, 1):
+        assert page.extract_text().strip(), f"page {number} has no text"
