@@ -1,5 +1,5 @@
 # UTKFace age estimation: every target is a file; each rule names its script and inputs.
-#   make all      data stages + CPU experiments (CNN baselines) + evaluation + benchmarks
+#   make all      data stages + CPU experiments (CNN baselines) + evaluation + release model + benchmarks
 #   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
 #   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
 #   make test     the test suite;  make readme  the README results table from results/
@@ -20,6 +20,8 @@ SPLITS := results/splits/utkface.csv results/splits/coral.csv
 TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models/*.py) research/inference.py \
               research/data/cache.py research/data/pipeline.py research/data/protocol.py
 EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
+PREDICT_CODE := research/inference.py research/configs/predict.py $(wildcard research/predict/*.py)
+RELEASE := results/models/cnn_baseline
 
 .PHONY: all gpu smoke test readme clean venv
 .DELETE_ON_ERROR:
@@ -27,7 +29,8 @@ EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evalu
 
 all: results/eda/summary.json \
      $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
-     results/bench/train_throughput.csv results/bench/cache_build.csv
+     results/bench/train_throughput.csv results/bench/cache_build.csv \
+     results/predict/summary.json results/bench/predict_latency.csv
 	$(PY) scripts/results_table.py
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
@@ -69,6 +72,18 @@ results/bench/train_throughput.csv: scripts/bench_train.py research/training/ben
 results/bench/cache_build.csv: scripts/build_cache.py research/data/cache.py $(SPLITS) | venv
 	$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
 
+# The release model the prediction command ships (issue 5): the best run whose params fit in 25 MB.
+$(RELEASE)/metadata.json: results/runs/cnn_baseline/metrics_test.json results/breakdowns/cnn_baseline/summary.json \
+                          scripts/export_model.py $(PREDICT_CODE) | venv
+	$(PY) scripts/export_model.py --run results/runs/cnn_baseline --out $(RELEASE)
+
+results/predict/summary.json: $(RELEASE)/metadata.json scripts/predict_consistency.py research/evaluation/consistency.py \
+                              $(PREDICT_CODE) results/splits/utkface.csv | venv
+	$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed $(SEED) $(DATA_FLAG)
+
+results/bench/predict_latency.csv: $(RELEASE)/metadata.json scripts/bench_predict.py $(PREDICT_CODE) | venv
+	$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
+
 smoke: results/splits/utkface.csv | venv
 	$(PY) scripts/train.py --config cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)
 	$(PY) scripts/evaluate.py --run smoke/cnn_baseline --resamples 200
@@ -83,5 +98,5 @@ readme: | venv
 	$(PY) scripts/results_table.py
 
 clean:
-	rm -rf results/cleaning results/splits results/eda results/bench smoke \
+	rm -rf results/cleaning results/splits results/eda results/bench results/predict smoke \
 	       $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/runs/$(r) results/breakdowns/$(r))
