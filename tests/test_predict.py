@@ -295,3 +295,23 @@ def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
     (face,) = payload["files"][0]["faces"]
     assert 18 <= face["age"] <= 60 and face["gender"] == "female"  # an adult woman
     assert load_release(DEFAULT_RELEASE).metadata["params_bytes"] <= MAX_RELEASE_BYTES
+
+
+def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, astronaut, tmp_path,
+                                                                   monkeypatch):
+    from research.predict import run
+
+    real = run.load_image
+
+    def load_or_fail(path, *args):
+        if Path(path).name == "bad.png":
+            raise RuntimeError("boom")
+        return real(path, *args)
+
+    monkeypatch.setattr(run, "load_image", load_or_fail)
+    for name in ("bad.png", "good.png"):
+        save(astronaut, tmp_path / name)
+    records = run.predict_paths(predictor, [tmp_path], 25)
+    assert [(Path(r["path"]).name, r["status"]) for r in records] == [("bad.png", "error"),
+                                                                        ("good.png", "ok")]
+    assert "boom" in records[0]["message"] and len(records[1]["faces"]) == 1

@@ -6,6 +6,7 @@ Exit code 0 when every input was handled (each file gets a status, including unr
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def run_predict(paths: list[Path], config: ml_collections.ConfigDict, release_di
     except (ReleaseError, FileNotFoundError) as error:
         print(f"error: {error}", file=err)
         return 2
-    counter = iter(range(1 << 30))
+    counter = itertools.count()
 
     def report(record: dict, array) -> None:
         lines = [status_line(record)] + ([] if as_json else

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from research.predict.estimate import AgeEstimator
 from research.predict.faces import FaceAligner
-from research.predict.images import load_image
+from research.predict.images import LoadedImage, load_image
 from research.predict.release import Release, load_release
 
 READ_STATUSES = ("ok", "no_face")  # the file was read as an image
@@ -59,7 +59,10 @@ class Predictor:
 def predict_file(predictor: Predictor, path: Path, challenge: float) -> tuple[dict, np.ndarray | None]:
     """The record of one file, and the array the faces were found in (None when it was not read)."""
     c = predictor.config
-    loaded = load_image(path, c.max_decode_pixels, c.max_side)
+    try:
+        loaded = load_image(path, c.max_decode_pixels, c.max_side)
+    except Exception as error:  # a failure no status foresaw still must not stop the other files
+        loaded = LoadedImage(status="error", message=f"could not read: {type(error).__name__}: {error}")
     record = {"path": str(path), "status": loaded.status, "message": loaded.message,
               "width": loaded.size[0] if loaded.size else None,
               "height": loaded.size[1] if loaded.size else None, "scale": loaded.scale, "notes": loaded.notes,
