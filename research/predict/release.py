@@ -1,0 +1,72 @@
+"""The release model: one flax msgpack of params + BatchNorm statistics, its config and metadata.
+
+A release folder (``results/models/<name>/``) holds
+
+  params.msgpack   ``flax.serialization.to_bytes({"params": ..., "batch_stats": ...})``
+  config.json      the training config of the source run (model architecture, image size, TTA)
+  metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
+                   bootstrap intervals, provenance of the export
+  MODEL_CARD.md    written by ``research.predict.model_card`` from results files
+
+Loading needs neither orbax nor any training code: the bytes are restored without a target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import flax.serialization
+import ml_collections
+
+from research.models.factory import create_model
+
+PARAMS_FILE = "params.msgpack"
+# The release the prediction command uses by default: committed in this repository.
+DEFAULT_RELEASE = Path(__file__).resolve().parents[2] / "results" / "models" / "cnn_baseline"
+MAX_RELEASE_BYTES = 25_000_000  # issue 5: the shipped checkpoint is at most 25 MB
+
+
+class ReleaseError(ValueError):
+    """A release folder that is missing files or whose params do not match their checksum."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """What prediction needs: the config, the variables and the (Flax) model that applies them."""
+
+    config: ml_collections.ConfigDict
+    variables: dict
+    model: object
+    metadata: dict
+    path: Path
+
+
+def params_bytes(variables: dict) -> bytes:
+    """Serialise ``{"params", "batch_stats"}`` (nothing else: no optimizer state) to msgpack."""
+    return flax.serialization.to_bytes({"params": variables["params"],
+                                        "batch_stats": variables.get("batch_stats", {})})
+
+
+def load_release(directory: str | Path) -> Release:
+    """Load a release folder written by ``research.predict.export.export_release``.
+
+    Checks that the params file matches the sha256 recorded in metadata.json.
+    """
+    directory = Path(directory)
+    missing = [n for n in (PARAMS_FILE, "config.json", "metadata.json") if not (directory / n).is_file()]
+    if missing:
+        raise ReleaseError(f"{directory} is not a release model folder: missing {', '.join(missing)} "
+                           "(make one with scripts/export_model.py)")
+    blob = (directory / PARAMS_FILE).read_bytes()
+    metadata = json.loads((directory / "metadata.json").read_text())
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != metadata.get("params_sha256"):
+        raise ReleaseError(f"{directory / PARAMS_FILE}: sha256 {digest} does not match metadata.json "
+                           f"({metadata.get('params_sha256')}); the file is corrupt or was replaced")
+    config = ml_collections.ConfigDict(json.loads((directory / "config.json").read_text()))
+    variables = flax.serialization.msgpack_restore(blob)
+    return Release(config=config, variables=variables, model=create_model(config.model),
+                   metadata=metadata, path=directory)

