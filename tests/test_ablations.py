@@ -14,7 +14,7 @@ from research.evaluation.ablations import ablation_table, collect_runs, plot_abl
 def test_every_arm_applies_to_the_base_config_and_keeps_the_shared_profile():
     for arm in declared.ARMS:
         for seed in declared.SEEDS:
-            base = load_config(declared.BASE_CONFIG, "smoke")
+            base = load_config(declared.BASE_CONFIG, declared.BASE_PROFILE)
             config = apply_overrides(base, declared.arm_overrides(arm, seed))
             assert config.seed == seed and config.name == f"ablation_{arm}_seed{seed}"
             assert config.optimizer.num_epochs == declared.PROFILE["optimizer.num_epochs"]
@@ -29,7 +29,8 @@ def fake_summary(root, arm, seed, mae):
     folder = run_dir(root, arm, seed)
     folder.mkdir(parents=True)
     (folder / "summary.json").write_text(json.dumps({
-        "epochs": 4, "image_size": 64, "wall_time_s": 600.0, "device_kind": "cpu", "num_devices": 1,
+        "epochs": 4, "image_size": 64, "wall_time_s": 600.0, "train_seconds_all_epochs": 660.0,
+        "device_kind": "cpu", "num_devices": 1,
         "provenance": {"git_commit": "abc"},
         "final_val": {"age_mae": mae, "gender_accuracy": 0.9, "ethnicity_accuracy": 0.8},
         "best_val": {"age_mae": mae - 1, "gender_accuracy": 0.0, "ethnicity_accuracy": 0.0}}))
@@ -49,5 +50,6 @@ def test_table_takes_last_epoch_metrics_mean_and_spread_over_seeds(tmp_path):
     # heads switched off report no accuracy rather than a chance-level number
     assert np.isnan(table.loc["age_only", "val_gender_accuracy_mean"])
     assert "loss.weights.gender=0.0" in table.loc["age_only", "overrides"]
+    assert table.loc["full", "train_minutes_mean"] == pytest.approx(11.0)  # resumed: all epochs count
     plot_ablations(table.reset_index(), runs, tmp_path / "ablations.png")
     assert (tmp_path / "ablations.png").stat().st_size > 10_000

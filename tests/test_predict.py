@@ -200,6 +200,7 @@ def make_bad_inputs(folder: Path, astronaut: Image.Image) -> dict[str, tuple[str
     full = io.BytesIO()
     astronaut.save(full, "JPEG")
     (folder / "truncated.jpg").write_bytes(full.getvalue()[: len(full.getvalue()) // 2])
+    (folder / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage" * 10)  # "Truncated File Read"
     png_header_only(folder / "bomb.png", 30000, 30000)
     save(astronaut.convert("L"), folder / "gray.png")
     rgba = astronaut.convert("RGBA")
@@ -216,7 +217,8 @@ def make_bad_inputs(folder: Path, astronaut: Image.Image) -> dict[str, tuple[str
     huge.save(folder / "huge.jpg", quality=40)
     save(Image.fromarray(data.chelsea()), folder / "cat.jpg")
     return {"notes.txt": ("not_an_image", None), "empty.jpg": ("empty_file", None),
-            "truncated.jpg": ("truncated", None), "bomb.png": ("too_large", None), "gray.png": ("ok", 1),
+            "truncated.jpg": ("truncated", None), "garbage.jpg": ("truncated", None),
+            "bomb.png": ("too_large", None), "gray.png": ("ok", 1),
             "rgba.png": ("ok", 1), "cmyk.jpg": ("ok", 1), "sixteen.png": ("ok", 1), "rotated.jpg": ("ok", 1),
             "huge.jpg": ("ok", 1), "cat.jpg": ("no_face", 0)}
 

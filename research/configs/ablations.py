@@ -1,10 +1,10 @@
 """Ablations of the CNN baseline, declared as lists of config overrides.
 
 Run:  python scripts/ablate.py            (every arm, seeds 0 and 1; resumes, skips finished runs)
-Every arm shares one short profile (``PROFILE``: 4 epochs of the cpu profile, about 8 minutes a run
-at 64 px on the 2-core CPU) and is scored on the validation split at its last epoch, so no arm
-is picked by a checkpoint selection and the test split is never read. What they measured is in
-results/ablations/ablations.csv.
+Every arm shares one short profile (``PROFILE``: 4 epochs of the cpu profile; each run's minutes
+on the 2-core CPU are in results/ablations/runs.csv) and is scored on the validation split at its
+last epoch, so no arm is picked by a checkpoint selection and the test split is never read. What
+they measured is in results/ablations/ablations.csv.
 """
 
 BASE_CONFIG = "cnn_baseline"

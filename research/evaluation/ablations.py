@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from research.evaluation.tables import run_seconds
+
 METRICS = {"val_age_mae": "age_mae", "val_gender_accuracy": "gender_accuracy",
            "val_ethnicity_accuracy": "ethnicity_accuracy"}
 HEAD_OF = {"val_gender_accuracy": "gender", "val_ethnicity_accuracy": "race"}
@@ -32,7 +34,7 @@ def collect_runs(root: Path, arms: dict, seeds, disabled_heads) -> pd.DataFrame:
                 continue
             summary = json.loads(path.read_text())
             row = {"arm": arm, "seed": seed, "epochs": summary["epochs"],
-                   "image_size": summary["image_size"], "train_seconds": summary["wall_time_s"],
+                   "image_size": summary["image_size"], "train_seconds": run_seconds(summary),
                    "device_kind": summary["device_kind"], "num_devices": summary["num_devices"],
                    "git_commit": summary.get("provenance", {}).get("git_commit")}
             for column, key in METRICS.items():

@@ -40,7 +40,7 @@ def load_peer():
 
 
 def p_female_of(gender: dict) -> float:
-    """The package reports the winning class and its probability in whole percent."""
+    """The package reports the winning class and its probability in whole percent (floored)."""
     confidence = gender["confidence"] / 100.0
     return confidence if gender["value"] == "female" else 1.0 - confidence
 
@@ -54,7 +54,8 @@ def peer_predictions(data: Path, table: pd.DataFrame, predictor=None, desc: str 
     for name, blob in tqdm(iter_files(data, only=names), total=len(names), desc=desc, unit="img"):
         with Image.open(io.BytesIO(blob)) as image:
             result = predictor.predict_face(image.convert("RGB"))
-        found[name] = (float(result["age"]["value"]), p_female_of(result["gender"]))
+        female = int(result["gender"]["value"] == "female")  # the package's own decision
+        found[name] = (float(result["age"]["value"]), p_female_of(result["gender"]), female)
     missing = names - set(found)
     if missing:
         raise FileNotFoundError(f"{len(missing)} split files are not in {data}, e.g. {sorted(missing)[0]}")
@@ -62,7 +63,8 @@ def peer_predictions(data: Path, table: pd.DataFrame, predictor=None, desc: str 
     frame["pred_age"] = frame["file"].map(lambda f: found[f][0])
     frame["age_std"] = np.nan
     frame["p_female"] = frame["file"].map(lambda f: found[f][1])
-    frame["pred_gender"] = (frame["p_female"] > 0.5).astype(int)
+    # Not p_female > 0.5: the confidence is a floored whole percent, so a 50.x% "female" reads 0.5.
+    frame["pred_gender"] = frame["file"].map(lambda f: found[f][2])
     frame["pred_race"] = np.nan
     for i in range(5):
         frame[f"p_race{i}"] = np.nan

@@ -106,7 +106,8 @@ def load_image(path: str | Path, max_decode_pixels: int, max_side: int) -> Loade
         return failure("not_an_image", "not an image file Pillow can read")
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         text = str(error)
-        if "truncated" in text or isinstance(error, EOFError) or "broken data stream" in text:
+        lowered = text.lower()
+        if "truncated" in lowered or isinstance(error, EOFError) or "broken data stream" in lowered:
             return failure("truncated", f"the image data is truncated or corrupt ({text})")
         return failure("error", f"could not decode the image: {text}")
     except MemoryError:
