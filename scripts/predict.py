@@ -25,12 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="also write one row per face to this CSV")
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated photos here")
     parser.add_argument("--challenge", type=float, default=get_config().challenge, help="N of Challenge N")
+    parser.add_argument("--interval-z", type=float, default=get_config().interval_z, metavar="Z",
+                        help="age interval = estimate +- Z sd of the model's age distribution; ID is asked\n"
+                             "when its lower end is below N (0: decide on the estimate alone). The model\n"
+                             "card tabulates minors let through and adults asked for several Z.")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_RELEASE,
                         help="release model folder (scripts/export_model.py)")
     args = parser.parse_args(argv)
     if not 0 < args.challenge <= 116:
         parser.error(f"--challenge must be an age in (0, 116], got {args.challenge:g}")
-    return run_predict(args.paths, get_config(), args.checkpoint, as_json=args.json, csv=args.csv,
+    if not 0 <= args.interval_z <= 5:
+        parser.error(f"--interval-z must be in [0, 5], got {args.interval_z:g}")
+    config = get_config()
+    config.interval_z = args.interval_z
+    return run_predict(args.paths, config, args.checkpoint, as_json=args.json, csv=args.csv,
                        annotate_dir=args.annotate, challenge=args.challenge)
 
 

@@ -45,6 +45,7 @@ def write_fake_run(run: Path) -> Path:
     summary = json.loads((real / "summary.json").read_text())
     (run / "summary.json").write_text(json.dumps({**summary, "name": "tiny", "config": config.to_dict()}))
     shutil.copy(real / "metrics_test.json", run / "metrics_test.json")
+    shutil.copy(real / "predictions_test.csv", run / "predictions_test.csv")
     return run
 
 
@@ -317,3 +318,22 @@ def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, a
     assert [(Path(r["path"]).name, r["status"]) for r in records] == [("bad.png", "error"),
                                                                         ("good.png", "ok")]
     assert "boom" in records[0]["message"] and len(records[1]["faces"]) == 1
+
+
+def test_model_card_rule_table_matches_the_command_rule():
+    from research.evaluation.metrics import challenge_rates
+    from research.predict.estimate import id_check
+    from research.predict.model_card import command_rule_table
+
+    rng = np.random.default_rng(0)
+    age = rng.integers(10, 60, 400)
+    frame = pd.DataFrame({"age": age, "pred_age": age + rng.normal(3, 5, 400), "age_std": 6.0})
+    rows = {line.split(" | ")[0].strip("| ").split(" ")[0]: line for line in
+            command_rule_table(frame, 1.645).splitlines()[2:]}
+    assert set(rows) == {"0", "0.5", "1", "1.645"} and "command default" in rows["1.645"]
+    rates = challenge_rates(frame["age"].to_numpy(float), frame["pred_age"].to_numpy(float), 25)
+    assert f"| {100 * rates['fpr_13_17']:.1f} | {100 * rates['friction_18_24']:.1f} |" in rows["0"]
+    ask = id_check(frame["pred_age"].to_numpy(), frame["age_std"].to_numpy(), 1.0, 25)
+    assert f"| {100 * ask[age >= 25].mean():.1f} |" in rows["1"]
+    assert id_check(30.0, 4.0, 1.645, 25) and not id_check(30.0, 2.0, 1.645, 25)
+    assert not id_check(30.0, 4.0, 0.0, 25)

@@ -81,12 +81,19 @@ class AgeEstimator:
         return [face_result(out, i, self.config.interval_z, challenge) for i in range(len(chips))]
 
 
+def id_check(age, std, z: float, challenge: float):
+    """The command's Challenge-N rule (scalars or arrays): ask for ID when the estimate, or the
+    lower end of its interval (estimate - z sd, at least 0), is below N. z = 0: the estimate alone."""
+    low = np.maximum(0.0, np.asarray(age) - z * np.asarray(std))
+    return (np.asarray(age) < challenge) | (low < challenge)
+
+
 def face_result(out: dict[str, np.ndarray], i: int, z: float, challenge: float) -> dict:
     """The JSON-able result of face ``i`` of a model output."""
     age, std = float(out["age"][i]), float(out["age_std"][i])
     low, high = max(0.0, age - z * std), min(float(MAX_AGE), age + z * std)
     gender = int(np.argmax(out["p_gender"][i]))
-    check = age < challenge or low < challenge
+    check = bool(id_check(age, std, z, challenge))
     return {
         "age": round(age, 1),
         "age_interval": [round(low, 1), round(high, 1)],

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.configs.predict import get_config
+from research.predict.estimate import id_check
+
 METRIC_LABELS = {
     "age_mae": ("Age MAE (years)", 1.0, 2),
     "age_rmse": ("Age RMSE (years)", 1.0, 2),
@@ -86,6 +89,24 @@ def bias_findings(by_group: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.Data
     return lines
 
 
+def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: float = 25,
+                       zs: tuple[float, ...] = (0.0, 0.5, 1.0)) -> str:
+    """Challenge-N rates on the test split under the prediction command's rule, for several
+    interval widths z (the command's default marked)."""
+    age, std, pred = predictions["age"], predictions["age_std"], predictions["pred_age"]
+    lines = ["| interval z | rule | 13-17 let through % | 18-24 asked % | 25+ asked % |",
+             "|---|---|---|---|---|"]
+    for z in sorted({*zs, default_z}):
+        ask = id_check(pred.to_numpy(float), std.to_numpy(float), z, challenge)
+        shares = [100 * (~ask[band]).mean() if i == 0 else 100 * ask[band].mean()
+                  for i, band in enumerate((age.between(13, 17).to_numpy(), age.between(18, 24).to_numpy(),
+                                            (age >= 25).to_numpy()))]
+        rule = "estimate below N" if z == 0 else f"estimate or estimate - {z:g} sd below N"
+        mark = " (command default)" if z == default_z else ""
+        lines.append(f"| {z:g}{mark} | {rule} | {shares[0]:.1f} | {shares[1]:.1f} | {shares[2]:.1f} |")
+    return "\n".join(lines)
+
+
 def render(metadata: dict, run: Path, breakdowns: Path) -> str:
     """The Markdown model card."""
     summary = json.loads((Path(run) / "summary.json").read_text())
@@ -135,6 +156,14 @@ def render(metadata: dict, run: Path, breakdowns: Path) -> str:
         "breakdowns (rows resampled within each group), so the overall row differs slightly from above.",
         "",
         challenge_table(challenge),
+        "",
+        "## What the prediction command decides (test split)",
+        "The tables above score the estimate alone. `scripts/predict.py` also asks for ID when the "
+        "lower end of the age interval is below N, which lets fewer minors through and asks many more "
+        "adults; `--interval-z` sets the width (0: the estimate alone). Rates at N = 25 on the test "
+        "split, from the run's predictions_test.csv:",
+        "",
+        command_rule_table(pd.read_csv(Path(run) / "predictions_test.csv"), get_config().interval_z),
         "",
         "## Known biases (from results/breakdowns/)",
         *[f"- {line}" for line in bias_findings(by_group, gaps, challenge)],
