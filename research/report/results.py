@@ -56,7 +56,7 @@ def not_yet(command: str) -> Markdown:
 def table(frame: pd.DataFrame, caption: str, label: str) -> Markdown:
     """A pipe table with a caption and a label (both pandoc and Quarto read `: caption {#tbl-x}`)."""
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
     # Dashes in proportion to each column's widest entry: pandoc sizes wide tables' columns so.
     widths = [min(max(3, len(str(c)), *(len(row[i]) for row in cells)), 40) + 2  # + cell padding
               for i, c in enumerate(frame.columns)]
