@@ -81,8 +81,9 @@ def plot_ablations(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
                     transform=ax.get_yaxis_transform(), fontsize=8)
         finite = means[np.isfinite(means)]
         if len(finite):
-            span = finite.max() - finite.min()
-            ax.set_xlim(max(finite.min() - 2 * span - 1e-6, 0), finite.max() + 0.6 * span + 1e-6)
+            span = max(finite.max() - finite.min(), 0.05 * finite.max())  # one arm: a visible range
+            ax.set_xlim(max(finite.min() - 2 * span, 0), finite.max() + 0.6 * span)
+        ax.ticklabel_format(axis="x", useOffset=False)
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(y, table["arm"])
     axes[0].invert_yaxis()
