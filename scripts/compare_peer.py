@@ -16,12 +16,7 @@ import pandas as pd
 
 from research.data import locate
 from research.data.archive import data_checksum
-from research.evaluation.comparison import (
-    COMPARISON_COLUMNS,
-    comparison_row,
-    mae_by_age_group,
-    plot_model_sweeps,
-)
+from research.evaluation.comparison import write_comparison
 from research.evaluation.metrics import evaluate_predictions
 from research.evaluation.peer import load_peer, peer_predictions, peer_version
 from research.evaluation.prediction_table import read_predictions
@@ -60,27 +55,16 @@ def main() -> None:
     write_json(args.out / "metrics_test.json", metrics)
 
     version = peer_version()
-    folders = {name: args.runs_dir / name for name in args.runs
-               if (args.runs_dir / name / "metrics_test.json").is_file()}
-    rows = []
-    for name, folder in folders.items():
-        summary = pd.read_json(folder / "summary.json", typ="series")
-        rows.append(comparison_row(name, folder, "UTKFace utkface train split (ours)",
-                                   f"{summary.get('device_kind', '?')}, {summary.get('image_size', '?')} px"
-                                   + (", reduced CPU profile" if summary.get("reduced_run") else "")))
-    rows.append(comparison_row(f"peer: {version}", args.out, "other data (dlib-models, Cydral)",
-                               "pretrained; run as shipped on the 200x200 crop; no ethnicity head"))
-    write_csv(args.out / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.6f")
-    models = {**folders, f"peer: {version}": args.out}
-    write_csv(args.out / "mae_by_age_group.csv", mae_by_age_group(models), float_format="%.4f")
-    sweep = plot_model_sweeps(models, args.out / "challenge_sweep.png")
-    write_csv(args.out / "challenge_sweep.csv", sweep, float_format="%.4f")
+    compared = write_comparison(args.out, args.runs_dir, args.runs, f"peer: {version}",
+                                "other data (dlib-models, Cydral)",
+                                "pretrained; run as shipped on the 200x200 crop; no ethnicity head")
     write_json(args.out / "summary.json", {
         "run": "peer", "peer": version, "protocol": "utkface", "device_kind": "cpu",
         "n_val": len(frames["val"]), "n_test": len(frames["test"]), "predict_seconds": round(seconds, 1),
         "images_per_s": round((len(frames["val"]) + len(frames["test"])) / seconds, 1),
-        "compared_runs": list(folders), "provenance": provenance(data_sha256=sha, with_device=True)})
-    print(pd.DataFrame(rows)[["model", "age_mae", "gender_accuracy", "challenge25_fpr_13_17"]].to_string())
+        "compared_runs": compared, "provenance": provenance(data_sha256=sha, with_device=True)})
+    comparison = pd.read_csv(args.out / "comparison.csv")
+    print(comparison[["model", "age_mae", "gender_accuracy", "challenge25_fpr_13_17"]].to_string())
 
 
 if __name__ == "__main__":

@@ -8,13 +8,10 @@ written to the folder's summary.json); the test split is only scored afterwards 
 """
 
 import argparse
-import itertools
 import json
 from pathlib import Path
 
-import numpy as np
-
-from research.evaluation.ensemble import average_predictions
+from research.evaluation.ensemble import average_predictions, subset_scores
 from research.evaluation.prediction_table import read_predictions
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
@@ -38,13 +35,8 @@ def main() -> None:
     if len(protocols) != 1:
         raise SystemExit(f"members come from different protocols {sorted(protocols)}")
 
-    val = {name: read_predictions(args.runs_dir / name / "predictions_val.csv") for name in summaries}
-    pool = sorted(summaries)
-    scored = {}
-    for k in range(1, len(pool) + 1):
-        for subset in itertools.combinations(pool, k):
-            frame = val[subset[0]] if k == 1 else average_predictions([val[m] for m in subset])
-            scored[" + ".join(subset)] = float(np.abs(frame["pred_age"] - frame["age"]).mean())
+    scored = subset_scores({name: read_predictions(args.runs_dir / name / "predictions_val.csv")
+                            for name in summaries})
     out = args.runs_dir / args.name
     for split in ("val", "test"):
         frames = [read_predictions(args.runs_dir / m / f"predictions_{split}.csv") for m in args.members]

@@ -134,3 +134,36 @@ def test_breakdown_of_a_model_without_an_ethnicity_head(tmp_path):
     table = pd.read_csv(tmp_path / "out" / "by_group.csv")
     assert table["ethnicity_accuracy"].isna().all() and table["gender_accuracy"].notna().all()
     assert (tmp_path / "out" / "confusion.png").is_file() and summary["n"] == 400
+
+
+def test_subset_scores_cover_every_subset_and_match_the_mixture():
+    from research.evaluation.ensemble import subset_scores
+
+    a = with_race_probabilities(random_predictions(60, seed=7), seed=8)
+    b = a.copy()
+    b["pred_age"] = a["age"]  # a perfect member
+    scores = subset_scores({"a": a, "b": b})
+    assert set(scores) == {"a", "b", "a + b"} and scores["b"] == 0.0
+    assert scores["a + b"] == pytest.approx(np.abs((a["pred_age"] - a["age"]) / 2).mean())
+
+
+def test_write_comparison_puts_our_runs_beside_the_peer(tmp_path):
+    from research.evaluation.comparison import write_comparison
+
+    frame = with_race_probabilities(random_predictions(300, seed=9), seed=10)
+    metrics = evaluate_predictions(frame, frame, resamples=50, seed=0, max_minor_pass_rate=0.05)
+    run, peer = tmp_path / "runs" / "ours", tmp_path / "peer"
+    for folder, table in ((run, frame), (peer, no_ethnicity_head(frame))):
+        folder.mkdir(parents=True)
+        table.to_csv(folder / "predictions_test.csv", index=False)
+        (folder / "metrics_test.json").write_text(json.dumps(
+            metrics if folder == run else evaluate_predictions(table, table, 50, 0, 0.05)))
+    summary = {"device_kind": "cpu", "image_size": 64, "reduced_run": True}
+    (run / "summary.json").write_text(json.dumps(summary))
+    compared = write_comparison(peer, tmp_path / "runs", ["ours", "absent"], "peer: x", "other", "n")
+    assert compared == ["ours"]
+    table = pd.read_csv(peer / "comparison.csv")
+    assert list(table["model"]) == ["ours", "peer: x"] and "reduced" in table.loc[0, "note"]
+    assert table.loc[0, "age_mae"] == pytest.approx(metrics["age_mae"], abs=1e-6)
+    assert np.isnan(table.loc[1, "ethnicity_accuracy"])
+    assert (peer / "challenge_sweep.png").is_file() and (peer / "mae_by_age_group.csv").is_file()

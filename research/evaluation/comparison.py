@@ -11,6 +11,9 @@ import pandas as pd
 
 from research.evaluation.breakdowns import challenge_sweep
 from research.evaluation.prediction_table import read_predictions
+from research.outputs import write_csv
+
+OURS = "UTKFace utkface train split (ours)"
 
 COMPARISON_COLUMNS = ["model", "trained_on", "protocol", "n", "age_mae", "age_mae_lo", "age_mae_hi",
                       "gender_accuracy", "gender_accuracy_lo", "gender_accuracy_hi", "ethnicity_accuracy",
@@ -66,3 +69,24 @@ def mae_by_age_group(folders: dict[str, Path]) -> pd.DataFrame:
         for group, part in error.groupby(frame["age"].map(age_group), sort=False):
             rows.append({"model": model, "age_group": group, "n": len(part), "age_mae": part.mean()})
     return pd.DataFrame(rows)
+
+
+def write_comparison(out: Path, runs_dir: Path, runs: list[str], peer_name: str, peer_trained_on: str,
+                     peer_note: str) -> list[str]:
+    """comparison.csv, mae_by_age_group.csv and challenge_sweep.csv/.png in ``out`` (which holds
+    the peer's metrics and predictions); returns the names of our runs that were compared."""
+    folders = {name: Path(runs_dir) / name for name in runs
+               if (Path(runs_dir) / name / "metrics_test.json").is_file()}
+    rows = []
+    for name, folder in folders.items():
+        summary = json.loads((folder / "summary.json").read_text())
+        note = f"{summary.get('device_kind', '?')}, {summary.get('image_size', '?')} px"
+        rows.append(comparison_row(name, folder, OURS, note + (", reduced CPU profile"
+                                                               if summary.get("reduced_run") else "")))
+    rows.append(comparison_row(peer_name, out, peer_trained_on, peer_note))
+    write_csv(Path(out) / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.6f")
+    models = {**folders, peer_name: Path(out)}
+    write_csv(Path(out) / "mae_by_age_group.csv", mae_by_age_group(models), float_format="%.4f")
+    sweep = plot_model_sweeps(models, Path(out) / "challenge_sweep.png")
+    write_csv(Path(out) / "challenge_sweep.csv", sweep, float_format="%.4f")
+    return list(folders)

@@ -4,6 +4,8 @@ probabilities averaged). Members must have predicted the same files of the same 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -33,3 +35,14 @@ def average_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
     out[RACE_COLUMNS] = races
     out["pred_race"] = races.argmax(1)
     return out[PREDICTION_COLUMNS]
+
+
+def subset_scores(frames: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """Age MAE of every subset of the named prediction tables (one split), as its mixture."""
+    scores = {}
+    names = sorted(frames)
+    for k in range(1, len(names) + 1):
+        for subset in itertools.combinations(names, k):
+            frame = frames[subset[0]] if k == 1 else average_predictions([frames[m] for m in subset])
+            scores[" + ".join(subset)] = float(np.abs(frame["pred_age"] - frame["age"]).mean())
+    return scores
