@@ -220,3 +220,19 @@ def test_metrics_file_is_reproduced_from_the_predictions_files(evaluated):
     # The predictions come from the best checkpoint: their validation MAE is the one training logged.
     val_mae = np.abs(val.pred_age - val.age).mean()
     assert val_mae == pytest.approx(summary["best_val"]["age_mae"], abs=1e-3)
+
+
+def test_interval_operating_point_picks_the_smallest_z_on_validation():
+    from research.evaluation.metrics import interval_operating_point
+
+    # Minors estimated at 26 with sd 2 pass at z = 0 and are stopped once 26 - 2z < 25 (z > 0.5).
+    val = pd.DataFrame({"age": [15, 16, 30, 40], "pred_age": [26.0, 26.0, 30.0, 40.0],
+                        "age_std": [2.0, 2.0, 2.0, 2.0]})
+    test = pd.DataFrame({"age": [15, 30], "pred_age": [27.0, 28.0], "age_std": [1.0, 4.0]})
+    got = interval_operating_point(val, test, max_minor_pass_rate=0.0)
+    assert got["z"] == pytest.approx(0.55) and got["target_reached_on_validation"]
+    assert got["validation"]["fpr_13_17"] == 0.0 and got["validation"]["friction_25plus"] == 0.0
+    # test: the minor (27 - 0.55) passes; the adult's interval (28 - 2.2) stays above 25
+    assert got["test"]["fpr_13_17"] == 1.0 and got["test"]["friction_25plus"] == 0.0
+    assert interval_operating_point(val.assign(age_std=np.nan), test, 0.05) is None
+    assert not interval_operating_point(val, test, 0.0, zs=[0.0, 0.5])["target_reached_on_validation"]

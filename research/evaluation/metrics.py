@@ -185,6 +185,31 @@ def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidate
     return float(candidates[-1]), False
 
 
+def interval_lower_end(frame: pd.DataFrame, z: float) -> np.ndarray:
+    """Lower end of each age interval: estimate - z * sd of the predicted age distribution, >= 0."""
+    return np.maximum(0.0, frame["pred_age"].to_numpy(float) - z * frame["age_std"].to_numpy(float))
+
+
+def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pass_rate: float,
+                             challenge: float = 25.0, zs=None) -> dict | None:
+    """Challenge N with the age interval (the prediction command's rule): ask for ID when the lower
+    end of the interval is below N. z is the smallest on the grid whose share of 13-17 year-olds
+    let through on *validation* is at most ``max_minor_pass_rate``; test is only scored with it.
+    None for models without an age spread (no ``age_std``) or without minors in validation."""
+    if val["age_std"].isna().any() or not val["age"].between(13, 17).any():
+        return None
+    zs = np.round(np.arange(0.0, 3.001, 0.05), 2) if zs is None else np.asarray(zs)
+
+    def rates(frame: pd.DataFrame, z: float) -> dict[str, float]:
+        return challenge_rates(frame["age"].to_numpy(float), interval_lower_end(frame, z), challenge)
+
+    chosen = next((z for z in zs if rates(val, z)["fpr_13_17"] <= max_minor_pass_rate), None)
+    z = float(zs[-1] if chosen is None else chosen)
+    return {"chosen_on": "validation", "challenge": challenge, "max_minor_pass_rate": max_minor_pass_rate,
+            "z": z, "target_reached_on_validation": chosen is not None,
+            "validation": rates(val, z), "test": rates(test, z)}
+
+
 def evaluate_predictions(
     test: pd.DataFrame, val: pd.DataFrame | None, resamples: int, seed: int, max_minor_pass_rate: float
 ) -> dict:
@@ -209,4 +234,7 @@ def evaluate_predictions(
             ),
             "test": challenge_rates(test["age"].to_numpy(float), test["pred_age"].to_numpy(float), threshold),
         }
+        interval_point = interval_operating_point(val, test, max_minor_pass_rate)
+        if interval_point is not None:
+            out["interval_operating_point"] = interval_point
     return out

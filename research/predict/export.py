@@ -54,6 +54,7 @@ def release_metadata(run: Path, blob: bytes, variables: dict) -> dict:
         "test_metrics": {"n": metrics["n"], "level": boot.get("level"), "resamples": boot.get("resamples"),
                          "metrics": test_metrics(metrics)},
         "operating_point": metrics.get("operating_point"),
+        "interval_operating_point": metrics.get("interval_operating_point"),
         "provenance": provenance(data_sha256=metrics.get("provenance", {}).get("data_sha256")),
     }
 
