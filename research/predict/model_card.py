@@ -107,6 +107,19 @@ def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: f
     return "\n".join(lines)
 
 
+def interval_choice_line(point: dict | None) -> str:
+    """Where the command's default z comes from (metrics_test.json's interval_operating_point)."""
+    if not point:
+        return ""
+    val, test = point["validation"], point["test"]
+    return (f"On the validation split the smallest z that lets at most "
+            f"{100 * point['max_minor_pass_rate']:.0f}% of 13-17 year-olds through is {point['z']:g} "
+            f"(validation: {100 * val['fpr_13_17']:.1f}% let through, {100 * val['friction_25plus']:.1f}% "
+            f"of adults 25+ asked; test: {100 * test['fpr_13_17']:.1f}% and "
+            f"{100 * test['friction_25plus']:.1f}%). The command's default (research/configs/predict.py) "
+            f"is {get_config().interval_z:g}.")
+
+
 def render(metadata: dict, run: Path, breakdowns: Path) -> str:
     """The Markdown model card."""
     summary = json.loads((Path(run) / "summary.json").read_text())
@@ -164,6 +177,8 @@ def render(metadata: dict, run: Path, breakdowns: Path) -> str:
         "split, from the run's predictions_test.csv:",
         "",
         command_rule_table(pd.read_csv(Path(run) / "predictions_test.csv"), get_config().interval_z),
+        "",
+        interval_choice_line(metadata.get("interval_operating_point")),
         "",
         "## Known biases (from results/breakdowns/)",
         *[f"- {line}" for line in bias_findings(by_group, gaps, challenge)],
