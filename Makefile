@@ -144,4 +144,6 @@ readme: | venv
 
 clean:
 	rm -rf results/cleaning results/splits results/eda results/bench results/predict smoke \
-	       $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/runs/$(r) results/breakdowns/$(r))
+	       results/ablations results/peer results/models results/models_summary \
+	       $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu ensemble,results/runs/$(r) results/breakdowns/$(r)) \
+	       results/breakdowns/peer
