@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from research.data.labels import AGE_GROUPS, age_group
+from research.models.age_interval import interval_lower_end
 
 CS_LEVELS = (1, 3, 5, 10)
 CHALLENGE_THRESHOLDS = (18, 21, 25, 30)
@@ -185,11 +186,6 @@ def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidate
     return float(candidates[-1]), False
 
 
-def interval_lower_end(frame: pd.DataFrame, z: float) -> np.ndarray:
-    """Lower end of each age interval: estimate - z * sd of the predicted age distribution, >= 0."""
-    return np.maximum(0.0, frame["pred_age"].to_numpy(float) - z * frame["age_std"].to_numpy(float))
-
-
 def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pass_rate: float,
                              challenge: float = 25.0, zs=None) -> dict | None:
     """Challenge N with the age interval (the prediction command's rule): ask for ID when the lower
@@ -201,7 +197,8 @@ def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pa
     zs = np.round(np.arange(0.0, 3.001, 0.05), 2) if zs is None else np.asarray(zs)
 
     def rates(frame: pd.DataFrame, z: float) -> dict[str, float]:
-        return challenge_rates(frame["age"].to_numpy(float), interval_lower_end(frame, z), challenge)
+        low = interval_lower_end(frame["pred_age"], frame["age_std"], z)
+        return challenge_rates(frame["age"].to_numpy(float), low, challenge)
 
     chosen = next((z for z in zs if rates(val, z)["fpr_13_17"] <= max_minor_pass_rate), None)
     z = float(zs[-1] if chosen is None else chosen)

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from research.inference import predict_step
+from research.models.age_interval import interval_lower_end
 from research.models.heads import NUM_AGE_BINS
 from research.predict.release import Release
 
@@ -84,14 +85,13 @@ class AgeEstimator:
 def id_check(age, std, z: float, challenge: float):
     """The command's Challenge-N rule (scalars or arrays): ask for ID when the estimate, or the
     lower end of its interval (estimate - z sd, at least 0), is below N. z = 0: the estimate alone."""
-    low = np.maximum(0.0, np.asarray(age) - z * np.asarray(std))
-    return (np.asarray(age) < challenge) | (low < challenge)
+    return (np.asarray(age) < challenge) | (interval_lower_end(age, std, z) < challenge)
 
 
 def face_result(out: dict[str, np.ndarray], i: int, z: float, challenge: float) -> dict:
     """The JSON-able result of face ``i`` of a model output."""
     age, std = float(out["age"][i]), float(out["age_std"][i])
-    low, high = max(0.0, age - z * std), min(float(MAX_AGE), age + z * std)
+    low, high = float(interval_lower_end(age, std, z)), min(float(MAX_AGE), age + z * std)
     gender = int(np.argmax(out["p_gender"][i]))
     check = bool(id_check(age, std, z, challenge))
     return {
