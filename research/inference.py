@@ -38,6 +38,25 @@ def predict_step(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool)
     return {"age": age, "age_std": age_std, "p_gender": mean_probs["gender"], "p_race": mean_probs["race"]}
 
 
+def mixture_step(members: tuple[dict, ...], images: jnp.ndarray, apply_fn, tta_flip: bool,
+                 weights: tuple[float, ...]) -> dict:
+    """``predict_step`` of each member (same architecture), mixed as scripts/ensemble.py mixes the
+    members' prediction files: the age distribution is the weighted mixture (its mean and sd), the
+    gender and ethnicity probabilities the weighted average. One member: its own outputs."""
+    outs = [predict_step(v, images, apply_fn, tta_flip) for v in members]
+    if len(outs) == 1:
+        return outs[0]
+    w = jnp.asarray(weights, jnp.float32) / sum(weights)
+
+    def mix(values: list[jnp.ndarray]) -> jnp.ndarray:
+        return jnp.tensordot(w, jnp.stack(values), axes=1)
+
+    age = mix([o["age"] for o in outs])
+    second_moment = mix([o["age_std"] ** 2 + o["age"] ** 2 for o in outs])
+    return {"age": age, "age_std": jnp.sqrt(jnp.maximum(second_moment - age**2, 0.0)),
+            "p_gender": mix([o["p_gender"] for o in outs]), "p_race": mix([o["p_race"] for o in outs])}
+
+
 def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
                  config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
     """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows."""

@@ -1,7 +1,7 @@
 """Estimate age and gender of every face in new photos and decide Challenge N.
 
     python -m scripts.predict PATH... [--json] [--csv out.csv] [--annotate DIR] [--challenge 25]
-                                      [--checkpoint results/models/cnn_baseline]
+                                      [--checkpoint results/models/cnn_ensemble]
 
 PATH is an image or a folder (searched recursively). Faces are found with dlib's HOG detector,
 aligned on 5 landmarks to 200x200 chips like the UTKFace crops, and estimated by the release

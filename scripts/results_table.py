@@ -12,12 +12,13 @@ from research.evaluation.tables import (
     ablations_markdown_table,
     comparison_table,
     headline_table,
+    seed_table,
     timings_table,
     to_markdown,
 )
 from research.outputs import atomic_path, write_csv
 
-BLOCKS = ("RESULTS", "COMPARISON", "ABLATIONS", "TIMINGS")
+BLOCKS = ("RESULTS", "SEEDS", "COMPARISON", "ABLATIONS", "TIMINGS")
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -31,10 +32,12 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 def main() -> None:
     results = Path("results")
-    tables = {"RESULTS": headline_table(results / "runs"), "COMPARISON": comparison_table(results),
+    tables = {"RESULTS": headline_table(results / "runs"), "SEEDS": seed_table(results / "runs"),
+              "COMPARISON": comparison_table(results),
               "ABLATIONS": ablations_markdown_table(results), "TIMINGS": timings_table(results)}
     write_csv(Path("results/summary/headline.csv"), tables["RESULTS"])
     write_csv(Path("results/summary/timings.csv"), tables["TIMINGS"])
+    write_csv(Path("results/summary/seeds.csv"), tables["SEEDS"])
     readme = Path("README.md")
     text = readme.read_text()
     for name in BLOCKS:

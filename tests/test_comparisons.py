@@ -167,3 +167,41 @@ def test_write_comparison_puts_our_runs_beside_the_peer(tmp_path):
     assert table.loc[0, "age_mae"] == pytest.approx(metrics["age_mae"], abs=1e-6)
     assert np.isnan(table.loc[1, "ethnicity_accuracy"])
     assert (peer / "challenge_sweep.png").is_file() and (peer / "mae_by_age_group.csv").is_file()
+
+
+def test_weighted_ensemble_mixes_by_the_weights():
+    a = with_race_probabilities(random_predictions(40, seed=11), seed=12)
+    b = a.copy()
+    b["pred_age"], b["age_std"] = a["pred_age"] + 8.0, 0.0
+    b["p_female"] = 1.0
+    got = average_predictions([a, b], weights=[3, 1])  # normalised to 0.75 / 0.25
+    a = a.sort_values("file").reset_index(drop=True)
+    np.testing.assert_allclose(got["pred_age"], a["pred_age"] + 2.0)
+    # 0.75 (s^2 + m^2) + 0.25 (m + 8)^2 - (m + 2)^2 = 0.75 s^2 + 12
+    np.testing.assert_allclose(got["age_std"], np.sqrt(0.75 * a["age_std"] ** 2 + 12.0))
+    np.testing.assert_allclose(got["p_female"], 0.75 * a["p_female"] + 0.25)
+    for bad in ([1.0], [1.0, -0.5], [0.0, 0.0]):
+        with pytest.raises(ValueError, match="non-negative weight per member"):
+            average_predictions([a, b], weights=bad)
+
+
+def test_greedy_weights_favour_the_better_member_and_drop_a_useless_one():
+    from research.evaluation.ensemble import greedy_weights
+
+    rng = np.random.default_rng(13)
+    base = with_race_probabilities(random_predictions(500, seed=14), seed=15)
+    good, fair, bad = base.copy(), base.copy(), base.copy()
+    good["pred_age"] = base["age"] + rng.normal(0, 2, 500)
+    fair["pred_age"] = base["age"] + rng.normal(0, 4, 500)
+    bad["pred_age"] = base["age"] + 30.0  # always far too old: never helps
+    shuffled = bad.sample(frac=1, random_state=1)  # row order must not matter
+    weights = greedy_weights({"good": good, "fair": fair, "bad": shuffled}, steps=20)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["bad"] == 0.0 and weights["good"] > weights["fair"] > 0.0
+    # Two independent members with equal noise are mixed about evenly.
+    twin = base.copy()
+    twin["pred_age"] = base["age"] + rng.normal(0, 2, 500)
+    even = greedy_weights({"good": good, "twin": twin}, steps=10)
+    assert 0.3 <= even["good"] <= 0.7
+    with pytest.raises(ValueError, match="steps"):
+        greedy_weights({"good": good}, steps=0)

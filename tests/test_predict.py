@@ -3,6 +3,7 @@ packages (skimage's astronaut has one face, chelsea the cat none), every bad-inp
 CSV outputs, annotated images and exit codes. A tiny randomly initialised model is exported with the
 real exporter into tmp_path; one test loads the committed release model."""
 
+import dataclasses
 import io
 import json
 import shutil
@@ -25,7 +26,7 @@ from research.configs.predict import get_config
 from research.data.cache import decode_resize
 from research.models.factory import create_model
 from research.predict import export, faces
-from research.predict.estimate import ID_CHECK, NO_CHECK, chip_to_input, face_result
+from research.predict.estimate import ID_CHECK, NO_CHECK, AgeEstimator, chip_to_input, face_result
 from research.predict.release import DEFAULT_RELEASE, MAX_RELEASE_BYTES, ReleaseError, load_release
 from research.predict.run import Predictor, predict_file
 from research.training.state import create_train_state
@@ -35,10 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's box on the 512x512 astronaut, checked by eye
 
 
-def write_fake_run(run: Path) -> Path:
+def write_fake_run(run: Path, key: int = 0) -> Path:
     """A run folder with a randomly initialised smoke CNN checkpoint and the committed run's metrics."""
     config = load_config("cnn_baseline", "smoke")
-    state = create_train_state(create_model(config.model), config, jax.random.key(0), steps_per_epoch=1)
+    state = create_train_state(create_model(config.model), config, jax.random.key(key), steps_per_epoch=1)
     checkpoints.save(run / "checkpoints" / "best", 1, state, {"epoch": 1})
     real = REPO / "results/runs/cnn_baseline"
     (run / "config.json").write_text(json.dumps(config.to_dict()))
@@ -86,10 +87,11 @@ def test_export_writes_a_release_that_loads_to_the_checkpoint(tiny_release, tmp_
                    "Challenge 25"):
         assert needed in card
     release = load_release(tiny_release)
-    assert set(release.variables) == {"params", "batch_stats"}  # no optimizer state
+    assert release.weights == (1.0,)
+    assert set(release.members[0]) == {"params", "batch_stats"}  # no optimizer state
     config = load_config("cnn_baseline", "smoke")
     state = create_train_state(create_model(config.model), config, jax.random.key(0), steps_per_epoch=1)
-    for a, b in zip(jax.tree_util.tree_leaves(release.variables),
+    for a, b in zip(jax.tree_util.tree_leaves(release.members[0]),
                     jax.tree_util.tree_leaves({"params": state.params, "batch_stats": state.batch_stats}),
                     strict=True):
         np.testing.assert_array_equal(a, b)
@@ -119,6 +121,51 @@ def test_export_refuses_a_release_over_the_size_limit(tiny_release, tmp_path, mo
     with pytest.raises(ValueError, match="over the release limit"):
         export.export_release(run, tmp_path / "out", breakdowns=REPO / "results/breakdowns/cnn_baseline")
     assert not (tmp_path / "out" / "params.msgpack").exists()
+
+
+def test_an_ensemble_release_predicts_the_mixture_that_scored_its_metrics(tmp_path):
+    from research.evaluation.ensemble import average_predictions
+    from research.evaluation.prediction_table import PREDICTION_COLUMNS
+
+    runs = tmp_path / "runs"
+    for name, key in (("a", 1), ("b", 2)):
+        write_fake_run(runs / name, key)
+    ensemble = runs / "ens"
+    ensemble.mkdir()
+    summary = json.loads((runs / "a" / "summary.json").read_text())
+    weights = {"a": 0.7, "b": 0.3}
+    summary = {"name": "ens", "kind": "ensemble", "weights": weights, "members": ["a", "b"],
+               "protocol": summary["protocol"]}
+    (ensemble / "summary.json").write_text(json.dumps(summary))
+    shutil.copy(runs / "a" / "metrics_test.json", ensemble / "metrics_test.json")
+    shutil.copy(runs / "a" / "predictions_test.csv", ensemble / "predictions_test.csv")
+    meta = export.export_release(ensemble, tmp_path / "release",
+                                 breakdowns=REPO / "results/breakdowns/cnn_baseline")
+    assert meta["num_members"] == 2 and [m["name"] for m in meta["source_run"]["members"]] == ["a", "b"]
+    assert "An ensemble of 2 networks" in (tmp_path / "release" / "MODEL_CARD.md").read_text()
+    release = load_release(tmp_path / "release")
+    assert release.weights == (0.7, 0.3) and len(release.members) == 2
+    size = int(release.config.image_size)
+    images = np.random.default_rng(0).integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+    mixed = AgeEstimator(release, get_config()).raw(images)
+    # The same images through each member alone, then mixed as scripts/ensemble.py mixes prediction files.
+    frames = []
+    for variables in release.members:
+        single = dataclasses.replace(release, members=(variables,), weights=(1.0,))
+        out = AgeEstimator(single, get_config()).raw(images)
+        frame = pd.DataFrame({"file": [f"{k}.jpg" for k in range(5)], "age": 30, "gender": 0, "race": 0,
+                              "pred_age": out["age"], "age_std": out["age_std"],
+                              "pred_gender": out["p_gender"].argmax(1), "p_female": out["p_gender"][:, 1],
+                              "pred_race": out["p_race"].argmax(1)})
+        frame[[f"p_race{j}" for j in range(5)]] = out["p_race"]
+        frames.append(frame[PREDICTION_COLUMNS])
+    assert not np.allclose(frames[0]["pred_age"], frames[1]["pred_age"])  # the members differ
+    expected = average_predictions(frames, [0.7, 0.3])
+    np.testing.assert_allclose(mixed["age"], expected["pred_age"], rtol=1e-5)
+    np.testing.assert_allclose(mixed["age_std"], expected["age_std"], rtol=1e-4)
+    np.testing.assert_allclose(mixed["p_gender"][:, 1], expected["p_female"], rtol=1e-5)
+    with pytest.raises(ValueError, match="--checkpoint does not apply"):
+        export.export_release(ensemble, tmp_path / "other", checkpoint_dir=tmp_path)
 
 
 # ---- faces -------------------------------------------------------------------------------------

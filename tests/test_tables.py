@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 from test_metrics import random_predictions
 
@@ -53,3 +54,32 @@ def test_comparison_and_ablation_tables_say_how_to_make_missing_inputs(tmp_path)
     assert table.loc["full", "val_age_MAE"] == "6.50 ± 0.50"
     assert table.loc["full", "val_ethnicity_acc_%"] == "80.0"  # one seed with a value: no spread
     assert table.loc["age_only", "val_gender_acc_%"] == "head off"
+
+
+def test_seed_table_lists_each_seed_and_their_mean_and_sd(tmp_path):
+    from research.evaluation.tables import seed_runs, seed_table
+
+    runs = tmp_path / "runs"
+    assert "SEED_RUNS" in to_markdown(seed_table(runs))  # nothing trained yet: says how
+    maes = {}
+    for name, seed in (("cnn_baseline", 0), ("cnn_baseline_s2", 2), ("cnn_baseline_s10", 10)):
+        summary = {"config": {"seed": seed}, "final_val": {"age_mae": 5.0 + seed / 10}, "wall_time_s": 60.0}
+        maes[name] = write_run(runs / name, summary, seed=seed)["age_mae"]
+    (runs / "cnn_baseline_s3").mkdir()  # a run that never wrote its summary is not a seed run
+    (runs / "cnn_baseline_sx").mkdir()
+    assert seed_runs(runs, "cnn_baseline") == ["cnn_baseline_s2", "cnn_baseline_s10"]
+    table = seed_table(runs).set_index("run")
+    assert list(table["seed"]) == [0, 2, 10, "-"]
+    assert table.loc["cnn_baseline_s10", "val_age_MAE"] == "6.00"
+    values = pd.Series(list(maes.values()))
+    assert table.loc["mean ± sd (3 seeds)", "test_age_MAE"] == f"{values.mean():.2f} ± {values.std():.2f}"
+    assert table.loc["mean ± sd (3 seeds)", "train_minutes"] == "1.0 ± 0.0"
+
+
+def test_weighted_ensemble_row_shows_its_weights(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs / "ensemble", {"kind": "ensemble", "protocol": "utkface", "members": ["a", "b"],
+                                  "weighting": "greedy", "weights": {"a": 0.75, "b": 0.25},
+                                  "image_size": "200+64", "device_kind": "gpu+cpu", "wall_time_s": 60.0},
+              seed=2)
+    assert headline_table(runs).loc[0, "profile"] == "ensemble of 0.75 a + 0.25 b"

@@ -1,6 +1,7 @@
-"""Ensembles made from members' prediction files: an equal-weight mixture of their predicted
+"""Ensembles made from members' prediction files: a weighted mixture of their predicted
 distributions (age as a mixture of the members' age distributions, gender and ethnicity
-probabilities averaged). Members must have predicted the same files of the same split."""
+probabilities averaged with the same weights). Members must have predicted the same files of the
+same split. Weights are equal, or chosen on the validation split by greedy ensemble selection."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from research.evaluation.prediction_table import PREDICTION_COLUMNS
 RACE_COLUMNS = [f"p_race{i}" for i in range(5)]
 
 
-def average_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
-    """The mixture's predictions table; raises if the members' files or labels differ."""
+def average_predictions(members: list[pd.DataFrame], weights: list[float] | None = None) -> pd.DataFrame:
+    """The mixture's predictions table (equal weights unless given; they are normalised to sum
+    to 1); raises if the members' files or labels differ or a weight is negative."""
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
+    w = np.ones(len(members)) if weights is None else np.asarray(weights, float)
+    if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"need one non-negative weight per member, not {weights} for {len(members)} members")
+    w = w / w.sum()
     frames = [m.sort_values("file").reset_index(drop=True) for m in members]
     first = frames[0]
     for other in frames[1:]:
@@ -26,12 +32,12 @@ def average_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
     means = np.stack([f["pred_age"].to_numpy(float) for f in frames])
     stds = np.stack([f["age_std"].to_numpy(float) for f in frames])
     out = first[["file", "age", "gender", "race"]].copy()
-    out["pred_age"] = means.mean(0)
-    # Variance of an equal-weight mixture: mean of second moments minus the squared mean.
-    out["age_std"] = np.sqrt(np.maximum((stds**2 + means**2).mean(0) - out["pred_age"] ** 2, 0.0))
-    out["p_female"] = np.mean([f["p_female"].to_numpy(float) for f in frames], axis=0)
+    out["pred_age"] = w @ means
+    # Variance of a mixture: weighted mean of second moments minus the squared mean.
+    out["age_std"] = np.sqrt(np.maximum(w @ (stds**2 + means**2) - out["pred_age"] ** 2, 0.0))
+    out["p_female"] = w @ np.stack([f["p_female"].to_numpy(float) for f in frames])
     out["pred_gender"] = (out["p_female"] > 0.5).astype(int)
-    races = np.mean([f[RACE_COLUMNS].to_numpy(float) for f in frames], axis=0)
+    races = np.tensordot(w, np.stack([f[RACE_COLUMNS].to_numpy(float) for f in frames]), axes=1)
     out[RACE_COLUMNS] = races
     out["pred_race"] = races.argmax(1)
     return out[PREDICTION_COLUMNS]
@@ -46,3 +52,25 @@ def subset_scores(frames: dict[str, pd.DataFrame]) -> dict[str, float]:
             frame = frames[subset[0]] if k == 1 else average_predictions([frames[m] for m in subset])
             scores[" + ".join(subset)] = float(np.abs(frame["pred_age"] - frame["age"]).mean())
     return scores
+
+
+def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, float]:
+    """Ensemble selection with replacement (Caruana et al., ICML 2004) on one split's prediction
+    tables: start from nothing and, `steps` times, add the member whose addition gives the lowest
+    age MAE of the mixture's expected age (ties go to the first name in sorted order). A member's
+    weight is the share of steps that picked it; members never picked get 0."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    names = sorted(frames)
+    tables = [frames[n].sort_values("file").reset_index(drop=True) for n in names]
+    for other in tables[1:]:
+        if not other[["file", "age"]].equals(tables[0][["file", "age"]]):
+            raise ValueError("ensemble candidates predicted different files or carry different labels")
+    ages = tables[0]["age"].to_numpy(float)
+    means = np.stack([t["pred_age"].to_numpy(float) for t in tables])
+    counts = np.zeros(len(names))
+    for _ in range(steps):
+        # Expected age of the mixture after adding each candidate once more.
+        trial = (counts @ means + means) / (counts.sum() + 1)
+        counts[int(np.argmin(np.abs(trial - ages).mean(axis=1)))] += 1
+    return {name: float(c / steps) for name, c in zip(names, counts, strict=True)}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 
-RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "ensemble", "cnn_baseline_coral",
-        "resnet50_multitask_coral")
+RUNS = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask_cpu", "resnet50_multitask", "ensemble",
+        "cnn_baseline_coral", "resnet50_multitask_coral")
 
 
 def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
@@ -20,6 +21,49 @@ def run_seconds(summary: dict) -> float:
     """Training time of a run: a resumed run's wall time covers only its last process, the sum of
     its epochs covers all of them."""
     return max(summary["wall_time_s"], summary.get("train_seconds_all_epochs", 0.0))
+
+
+def _ensemble_profile(summary: dict) -> str:
+    weights = summary.get("weights")
+    if not weights or summary.get("weighting", "equal") == "equal":
+        return "ensemble of " + " + ".join(summary["members"])
+    return "ensemble of " + " + ".join(f"{weights[m]:.2f} {m}" for m in summary["members"])
+
+
+def seed_runs(runs_dir: Path, base: str) -> list[str]:
+    """Names of the further-seed runs of `base` (folders `<base>_s<k>` holding a summary.json)."""
+    pattern = re.compile(re.escape(base) + r"_s(\d+)$")
+    found = [(int(m.group(1)), d.name) for d in Path(runs_dir).glob(f"{base}_s*")
+             if (m := pattern.match(d.name)) and (d / "summary.json").is_file()]
+    return [name for _, name in sorted(found)]
+
+
+def seed_table(runs_dir: Path, base: str = "cnn_baseline") -> pd.DataFrame:
+    """The same config trained from different seeds: one row per tested run (validation MAE of the
+    final epoch, test metrics), then the mean and sample sd over them."""
+    rows = []
+    for name in [base, *seed_runs(runs_dir, base)]:
+        folder = Path(runs_dir) / name
+        if not (folder / "metrics_test.json").is_file():
+            continue
+        m = json.loads((folder / "metrics_test.json").read_text())
+        s = json.loads((folder / "summary.json").read_text())
+        rows.append({"run": name, "seed": s["config"]["seed"], "val_age_MAE": s["final_val"]["age_mae"],
+                     "test_age_MAE": m["age_mae"], "test_gender_acc_%": 100 * m["gender_accuracy"],
+                     "test_ethnicity_acc_%": 100 * m["ethnicity_accuracy"],
+                     "train_minutes": run_seconds(s) / 60})
+    frame = pd.DataFrame(rows)
+    if len(frame) < 2:
+        return pd.DataFrame({"not yet produced": [f"train seeds of {base}: see the Makefile's SEED_RUNS"]})
+    values = frame.drop(columns=["run", "seed"])
+    digits = {"val_age_MAE": 2, "test_age_MAE": 2, "test_gender_acc_%": 1, "test_ethnicity_acc_%": 1,
+              "train_minutes": 1}
+    out = frame.astype(object)
+    for column, d in digits.items():
+        out[column] = frame[column].map(lambda v, d=d: f"{v:.{d}f}")
+    summary = {c: f"{values[c].mean():.{d}f} ± {values[c].std(ddof=1):.{d}f}" for c, d in digits.items()}
+    spread = pd.DataFrame([{"run": f"mean ± sd ({len(frame)} seeds)", "seed": "-", **summary}])
+    return pd.concat([out, spread], ignore_index=True)
 
 
 def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame:
@@ -35,7 +79,7 @@ def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame
         ensemble = s.get("kind") == "ensemble"
         rows.append({
             "run": name, "protocol": s["protocol"],
-            "profile": "ensemble of " + " + ".join(s["members"]) if ensemble else s["profile"],
+            "profile": _ensemble_profile(s) if ensemble else s["profile"],
             "image_px": s["image_size"], "epochs": "-" if ensemble else s["epochs"],
             "device": s["device_kind"],
             "test_images": m["n"], "age_MAE": _interval(m, "age_mae"),
@@ -63,7 +107,7 @@ def timings_table(results: Path) -> pd.DataFrame:
         if file.is_file():
             rows.append({"stage": stage, "device": "CPU",
                          "minutes": round(json.loads(file.read_text())["wall_time_s"] / 60, 1)})
-    for name in RUNS:
+    for name in (*RUNS, *seed_runs(Path(results) / "runs", "cnn_baseline")):
         file = Path(results) / "runs" / name / "summary.json"
         if file.is_file():
             s = json.loads(file.read_text())

@@ -1,8 +1,9 @@
 """Age, gender and Challenge-N decision for aligned face chips, with the release model.
 
 The chips are brought to the model's input exactly as training saw UTKFace crops
-(``chips_to_inputs``), then go through ``research.inference.predict_step`` (flip TTA included),
-jitted once per batch size; faces are padded to a few fixed batch sizes so that few shapes compile.
+(``chips_to_inputs``), then go through ``research.inference.mixture_step`` (each member's
+``predict_step`` with flip TTA, mixed when the release is an ensemble), jitted once per batch
+size; faces are padded to a few fixed batch sizes so that few shapes compile.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from research.inference import predict_step
+from research.inference import mixture_step
 from research.models.age_interval import interval_lower_end
 from research.models.heads import NUM_AGE_BINS
 from research.predict.release import Release
@@ -59,8 +60,9 @@ class AgeEstimator:
         self.release = release
         self.config = config
         self.image_size = int(release.config.image_size)
-        self._step = jax.jit(functools.partial(predict_step, apply_fn=release.model.apply,
-                                               tta_flip=bool(release.config.eval.tta_flip)))
+        self._step = jax.jit(functools.partial(mixture_step, apply_fn=release.model.apply,
+                                               tta_flip=bool(release.config.eval.tta_flip),
+                                               weights=release.weights))
 
     def raw(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """Model outputs for uint8 inputs already at the model's size, batch padded to a bucket."""
@@ -70,7 +72,7 @@ class AgeEstimator:
             chunk = inputs[start:start + buckets[-1]]
             padded = np.zeros((bucket_size(len(chunk), buckets), *chunk.shape[1:]), np.uint8)
             padded[:len(chunk)] = chunk
-            out = jax.device_get(self._step(self.release.variables, padded))
+            out = jax.device_get(self._step(self.release.members, padded))
             parts.append({k: np.asarray(v[:len(chunk)]) for k, v in out.items()})
         if not parts:
             return {}

@@ -1,4 +1,5 @@
-"""Export a trained run's best checkpoint as a release folder (see ``research.predict.release``).
+"""Export a trained run's best checkpoint, or an ensemble run's members' best checkpoints, as a
+release folder (see ``research.predict.release``).
 
 Only this module touches orbax (through ``research.evaluation.predict.load_run``); the release it
 writes is loaded without orbax and without training code.
@@ -16,7 +17,13 @@ import numpy as np
 from research.evaluation.predict import load_run
 from research.outputs import atomic_path, write_json
 from research.predict import model_card
-from research.predict.release import MAX_RELEASE_BYTES, PARAMS_FILE, load_release, params_bytes
+from research.predict.release import (
+    MAX_RELEASE_BYTES,
+    PARAMS_FILE,
+    ensemble_bytes,
+    load_release,
+    params_bytes,
+)
 from research.provenance import provenance
 
 # Test metrics that the metadata carries, each with its bootstrap interval when metrics_test.json has one.
@@ -36,21 +43,36 @@ def test_metrics(metrics: dict) -> dict:
     return out
 
 
-def release_metadata(run: Path, blob: bytes, variables: dict) -> dict:
-    """Checksum, size and parameter count of the params file, the source run and its test metrics."""
+def _source(run: Path, summary: dict) -> dict:
+    return {"path": str(run), "protocol": summary["protocol"], "profile": summary["profile"],
+            "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
+            "train_images": summary["train_images"], "split_sha256": summary["split_sha256"],
+            "trained_at_commit": summary.get("provenance", {}).get("git_commit")}
+
+
+def release_metadata(run: Path, blob: bytes, members: list[dict],
+                     weights: dict[str, float] | None = None) -> dict:
+    """Checksum, size and parameter count of the params file, the source run (for an ensemble its
+    first member, and every member with its weight) and the run's test metrics."""
     summary = json.loads((run / "summary.json").read_text())
     metrics = json.loads((run / "metrics_test.json").read_text())
     boot = metrics.get("bootstrap", {})
+    if weights:
+        sources = [_source(run.parent / m, json.loads((run.parent / m / "summary.json").read_text()))
+                   for m in weights]
+        source = {**sources[0], "path": str(run), "members": [
+            {**src, "name": m, "weight": w} for (m, w), src in zip(weights.items(), sources, strict=True)]}
+    else:
+        source = _source(run, summary)
     return {
         "name": summary["name"],
         "params_file": PARAMS_FILE,
         "params_sha256": hashlib.sha256(blob).hexdigest(),
         "params_bytes": len(blob),
-        "num_parameters": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(variables["params"]))),
-        "source_run": {"path": str(run), "protocol": summary["protocol"], "profile": summary["profile"],
-                       "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
-                       "train_images": summary["train_images"], "split_sha256": summary["split_sha256"],
-                       "trained_at_commit": summary.get("provenance", {}).get("git_commit")},
+        "num_parameters": int(sum(np.size(x) for v in members
+                                  for x in jax.tree_util.tree_leaves(v["params"]))),
+        "num_members": len(members),
+        "source_run": source,
         "test_metrics": {"n": metrics["n"], "level": boot.get("level"), "resamples": boot.get("resamples"),
                          "metrics": test_metrics(metrics)},
         "operating_point": metrics.get("operating_point"),
@@ -59,31 +81,61 @@ def release_metadata(run: Path, blob: bytes, variables: dict) -> dict:
     }
 
 
+ARCHITECTURE_KEYS = ("model", "image_size")
+
+
+def load_members(run: Path, checkpoint_dir: Path | None) -> tuple[dict, list[dict], dict[str, float] | None]:
+    """Config, variables of each member and the weights (None for a single run) of a run folder.
+
+    An ensemble run (summary kind "ensemble") is exported as its members' best checkpoints, which
+    must share one architecture and input size so that one model applies them all.
+    """
+    summary = json.loads((run / "summary.json").read_text())
+    if summary.get("kind") != "ensemble":
+        config, variables, _ = load_run(run, checkpoint_dir)
+        return config.to_dict(), [jax.device_get(variables)], None
+    if checkpoint_dir is not None:
+        raise ValueError(f"{run.name} is an ensemble: its members' checkpoints are read from their run "
+                         "folders, so --checkpoint does not apply")
+    weights = summary.get("weights") or {m: 1 / len(summary["members"]) for m in summary["members"]}
+    loaded = [load_run(run.parent / m) for m in weights]
+    configs = [c.to_dict() for c, _, _ in loaded]
+    for name, config in zip(weights, configs, strict=True):
+        for key in (*ARCHITECTURE_KEYS, "eval"):
+            if config[key] != configs[0][key]:
+                raise ValueError(f"ensemble member {name} differs from {next(iter(weights))} in `{key}`: "
+                                 "a release ensemble needs members of one architecture and input")
+    config = {**configs[0], "name": summary["name"], "ensemble": {"members": list(weights),
+                                                                  "weights": list(weights.values())}}
+    return config, [jax.device_get(v) for _, v, _ in loaded], weights
+
+
 def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
                    breakdowns: Path | None = None) -> dict:
     """Write params.msgpack, config.json, metadata.json and MODEL_CARD.md for ``run`` into ``out``.
 
-    Returns the metadata. Raises ValueError when the params exceed ``MAX_RELEASE_BYTES`` and
-    checks that the written folder loads back to the same arrays.
+    ``run`` is a trained run or an ensemble run whose members share one architecture. Returns the
+    metadata. Raises ValueError when the params exceed ``MAX_RELEASE_BYTES`` and checks that the
+    written folder loads back to the same arrays.
     """
     run, out = Path(run), Path(out)
-    _, variables, _ = load_run(run, checkpoint_dir)
-    variables = jax.device_get(variables)
-    blob = params_bytes(variables)
+    config, members, weights = load_members(run, checkpoint_dir)
+    blob = params_bytes(members[0]) if weights is None else ensemble_bytes(members, list(weights.values()))
     if len(blob) > MAX_RELEASE_BYTES:
         raise ValueError(f"{run.name}: params are {len(blob) / 1e6:.1f} MB, over the release limit of "
                          f"{MAX_RELEASE_BYTES / 1e6:.0f} MB")
-    metadata = release_metadata(run, blob, variables)
+    metadata = release_metadata(run, blob, members, weights)
     with atomic_path(out / PARAMS_FILE) as tmp:
         tmp.write_bytes(blob)
-    write_json(out / "config.json", json.loads((run / "config.json").read_text()))
+    write_json(out / "config.json", config)
     write_json(out / "metadata.json", metadata)
     release = load_release(out)
-    restored = jax.tree_util.tree_leaves(release.variables)
-    if not all(np.array_equal(a, b) for a, b in zip(restored, jax.tree_util.tree_leaves(variables),
-                                                      strict=True)):
+    restored = jax.tree_util.tree_leaves(release.members)
+    inference = [{"params": v["params"], "batch_stats": v.get("batch_stats", {})} for v in members]
+    exported = jax.tree_util.tree_leaves(inference)
+    if not all(np.array_equal(a, b) for a, b in zip(restored, exported, strict=True)):
         raise AssertionError(f"{out / PARAMS_FILE} does not load back to the exported arrays")
     breakdowns = breakdowns or run.parents[1] / "breakdowns" / run.name
     with atomic_path(out / "MODEL_CARD.md") as tmp:
-        tmp.write_text(model_card.render(metadata, run, breakdowns))
+        tmp.write_text(model_card.render(metadata, config, run, breakdowns))
     return metadata

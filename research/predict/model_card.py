@@ -1,13 +1,12 @@
 """The release model's card, rendered from results files only (no number is typed by hand).
 
 Inputs: the release metadata (test metrics with bootstrap intervals from metrics_test.json), the
-run's summary.json, and its breakdowns folder (by_group.csv, fairness_gaps.csv,
-challenge_by_group.csv).
+release config, the run's predictions_test.csv, and its breakdowns folder (by_group.csv,
+fairness_gaps.csv, challenge_by_group.csv).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -120,13 +119,29 @@ def interval_choice_line(point: dict | None) -> str:
             f"is {get_config().interval_z:g}.")
 
 
-def render(metadata: dict, run: Path, breakdowns: Path) -> str:
+def source_lines(metadata: dict, config: dict) -> list[str]:
+    """Where the weights come from: the run, or each member of an ensemble with its weight."""
+    src = metadata["source_run"]
+    members = src.get("members")
+    if not members:
+        return [f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
+                f"{src['epochs']} epochs on CPU, best epoch {src['best_epoch']} by validation age MAE."]
+    lines = [f"- An ensemble of {len(members)} networks of this architecture trained from different seeds "
+             f"(ensemble run `{src['path']}`): their age distributions are mixed and their gender and "
+             "ethnicity probabilities averaged with the weights below, chosen on the validation split by "
+             "scripts/ensemble.py. Members:"]
+    lines += [f"  - `{m['name']}` weight {m['weight']:.2f}: trained at commit `{m['trained_at_commit']}`, "
+              f"{m['epochs']} epochs on CPU, best epoch {m['best_epoch']} by validation age MAE"
+              for m in members]
+    return lines
+
+
+def render(metadata: dict, config: dict, run: Path, breakdowns: Path) -> str:
     """The Markdown model card."""
-    summary = json.loads((Path(run) / "summary.json").read_text())
     by_group = pd.read_csv(Path(breakdowns) / "by_group.csv")
     gaps = pd.read_csv(Path(breakdowns) / "fairness_gaps.csv")
     challenge = pd.read_csv(Path(breakdowns) / "challenge_by_group.csv")
-    cfg, src, test = summary["config"], metadata["source_run"], metadata["test_metrics"]
+    cfg, src, test = config, metadata["source_run"], metadata["test_metrics"]
     op = metadata.get("operating_point") or {}
     op_line = (f"The operating point chosen on validation for at most {100 * op['max_minor_pass_rate']:.0f}% "
                f"of minors let through is an estimate threshold of {op['threshold']:g}; on test it lets "
@@ -146,9 +161,7 @@ def render(metadata: dict, run: Path, breakdowns: Path) -> str:
         f"{cfg['image_size']}x{cfg['image_size']}; predictions average the image and its mirror image.",
         f"- Parameters: {metadata['num_parameters']:,}; file `{metadata['params_file']}` "
         f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`.",
-        f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
-        f"{src['epochs']} epochs on "
-        f"CPU, best epoch {src['best_epoch']} by validation age MAE.",
+        *source_lines(metadata, config),
         "",
         "## Data and protocol",
         "- UTKFace \"Aligned & Cropped Faces\", after cleaning (corrupt files, malformed labels, duplicates "
@@ -196,7 +209,8 @@ def render(metadata: dict, run: Path, breakdowns: Path) -> str:
         "asking for ID; a person decides. It is **not** an automated age gate and must not refuse or "
         "admit anyone on its own.",
         "- The age interval that `scripts/predict.py` reports is the spread of the model's own age "
-        "distribution (mean ± 1.645 sd), not a calibrated confidence interval.",
+        f"distribution (estimate ± z sd, z = {get_config().interval_z:g} by default), not a calibrated "
+        "confidence interval.",
         "",
         "## Limits",
         "- UTKFace is scraped from the web; ages are partly estimated by annotators, ethnicity labels are "

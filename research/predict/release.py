@@ -2,7 +2,9 @@
 
 A release folder (``results/models/<name>/``) holds
 
-  params.msgpack   ``flax.serialization.to_bytes({"params": ..., "batch_stats": ...})``
+  params.msgpack   ``flax.serialization.to_bytes({"params": ..., "batch_stats": ...})``; for an
+                   ensemble of runs of one architecture ``{"members": {"0": {...}, ...},
+                   "weights": [...]}`` (the mixture weights are covered by the checksum too)
   config.json      the training config of the source run (model architecture, image size, TTA)
   metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
                    bootstrap intervals, provenance of the export
@@ -20,12 +22,13 @@ from pathlib import Path
 
 import flax.serialization
 import ml_collections
+import numpy as np
 
 from research.models.factory import create_model
 
 PARAMS_FILE = "params.msgpack"
 # The release the prediction command uses by default: committed in this repository.
-DEFAULT_RELEASE = Path(__file__).resolve().parents[2] / "results" / "models" / "cnn_baseline"
+DEFAULT_RELEASE = Path(__file__).resolve().parents[2] / "results" / "models" / "cnn_ensemble"
 MAX_RELEASE_BYTES = 25_000_000  # issue 5: the shipped checkpoint is at most 25 MB
 
 
@@ -35,19 +38,33 @@ class ReleaseError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Release:
-    """What prediction needs: the config, the variables and the (Flax) model that applies them."""
+    """What prediction needs: the config, each member's variables with its mixture weight (one
+    member of weight 1 for a single run) and the (Flax) model that applies them."""
 
     config: ml_collections.ConfigDict
-    variables: dict
+    members: tuple[dict, ...]
+    weights: tuple[float, ...]
     model: object
     metadata: dict
     path: Path
 
 
+def _inference_variables(variables: dict) -> dict:
+    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
 def params_bytes(variables: dict) -> bytes:
     """Serialise ``{"params", "batch_stats"}`` (nothing else: no optimizer state) to msgpack."""
-    return flax.serialization.to_bytes({"params": variables["params"],
-                                        "batch_stats": variables.get("batch_stats", {})})
+    return flax.serialization.to_bytes(_inference_variables(variables))
+
+
+def ensemble_bytes(members: list[dict], weights: list[float]) -> bytes:
+    """Serialise several members' ``{"params", "batch_stats"}`` and their mixture weights."""
+    if len(members) != len(weights) or len(members) < 2:
+        raise ValueError(f"an ensemble release needs two or more members, one weight each "
+                         f"(got {len(members)} members, {len(weights)} weights)")
+    stored = {str(i): _inference_variables(v) for i, v in enumerate(members)}
+    return flax.serialization.to_bytes({"members": stored, "weights": np.asarray(weights, np.float64)})
 
 
 def load_release(directory: str | Path) -> Release:
@@ -67,6 +84,11 @@ def load_release(directory: str | Path) -> Release:
         raise ReleaseError(f"{directory / PARAMS_FILE}: sha256 {digest} does not match metadata.json "
                            f"({metadata.get('params_sha256')}); the file is corrupt or was replaced")
     config = ml_collections.ConfigDict(json.loads((directory / "config.json").read_text()))
-    variables = flax.serialization.msgpack_restore(blob)
-    return Release(config=config, variables=variables, model=create_model(config.model),
+    restored = flax.serialization.msgpack_restore(blob)
+    if "members" in restored:
+        members = tuple(restored["members"][str(i)] for i in range(len(restored["members"])))
+        weights = tuple(float(w) for w in np.asarray(restored["weights"]))
+    else:
+        members, weights = (restored,), (1.0,)
+    return Release(config=config, members=members, weights=weights, model=create_model(config.model),
                    metadata=metadata, path=directory)
