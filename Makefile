@@ -20,7 +20,7 @@ CORAL_FLAG := $(if $(CORAL),--coral-dir $(CORAL),)
 CPU_RUNS := cnn_baseline cnn_baseline_coral
 GPU_RUNS := resnet50_multitask resnet50_multitask_coral
 # More seeds of the CNN baseline (same config; only the seed and the run name differ): ensemble members.
-SEED_RUNS := cnn_baseline_s1 cnn_baseline_s2 cnn_baseline_s3 cnn_baseline_s4
+SEED_RUNS := cnn_baseline_s1 cnn_baseline_s2 cnn_baseline_s3
 SPLITS := results/splits/utkface.csv results/splits/coral.csv
 TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models/*.py) research/inference.py \
               research/data/cache.py research/data/pipeline.py research/data/protocol.py

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from research.evaluation.ensemble import average_predictions, greedy_weights, subset_scores
 from research.evaluation.prediction_table import read_predictions
+from research.evaluation.tables import run_seconds
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
@@ -46,7 +47,7 @@ def main() -> None:
                greedy_weights({m: val[m] for m in args.members}, args.steps))
     members = [m for m in args.members if weights[m] > 0]
     if len(members) < 2:
-        raise SystemExit(f"greedy selection put all weight on {members}: a single run, not an ensemble")
+        raise SystemExit(f"only {members} would get weight ({args.weights}): a single run, not an ensemble")
     out = args.runs_dir / args.name
     mixed = {}
     for split in ("val", "test"):
@@ -62,10 +63,11 @@ def main() -> None:
                                      "combine": "weighted mixture of predicted distributions"})
     write_json(out / "summary.json", {
         "name": args.name, "kind": "ensemble", "protocol": first["protocol"], "members": members,
-        "weighting": args.weights, "weights": {m: weights[m] for m in members}, "val_age_mae": val_mae,
+        "weighting": args.weights, "greedy_steps": args.steps if args.weights == "greedy" else None,
+        "weights": {m: weights[m] for m in members}, "val_age_mae": val_mae,
         "member_devices": {m: summaries[m].get("device_kind") for m in members},
         "member_wall_time_s": {m: summaries[m].get("wall_time_s") for m in members},
-        "wall_time_s": sum(summaries[m].get("wall_time_s", 0) for m in members),
+        "wall_time_s": sum(run_seconds(summaries[m]) for m in members),
         "device_kind": "+".join(sorted({str(summaries[m].get("device_kind")) for m in members})),
         "image_size": "+".join(map(str, sorted({summaries[m]["image_size"] for m in members}, reverse=True))),
         "reduced_run": any(summaries[m].get("reduced_run") for m in members),

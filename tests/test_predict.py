@@ -164,6 +164,7 @@ def test_an_ensemble_release_predicts_the_mixture_that_scored_its_metrics(tmp_pa
     np.testing.assert_allclose(mixed["age"], expected["pred_age"], rtol=1e-5)
     np.testing.assert_allclose(mixed["age_std"], expected["age_std"], rtol=1e-4)
     np.testing.assert_allclose(mixed["p_gender"][:, 1], expected["p_female"], rtol=1e-5)
+    np.testing.assert_allclose(mixed["p_race"], expected[[f"p_race{j}" for j in range(5)]], rtol=1e-5)
     with pytest.raises(ValueError, match="--checkpoint does not apply"):
         export.export_release(ensemble, tmp_path / "other", checkpoint_dir=tmp_path)
 
@@ -335,13 +336,12 @@ def test_exit_codes(tiny_release, tmp_path, capsys):
     assert "not a release model folder" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not (DEFAULT_RELEASE / "params.msgpack").is_file(), reason="release model not committed")
 def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
     done = subprocess.run([sys.executable, "-m", "scripts.predict", str(save(astronaut, tmp_path / "a.jpg")),
                            "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(done.stdout)
-    assert payload["model"]["name"] == "cnn_baseline"
+    assert payload["model"]["name"] == DEFAULT_RELEASE.name
     (face,) = payload["files"][0]["faces"]
     assert 18 <= face["age"] <= 60 and face["gender"] == "female"  # an adult woman
     assert load_release(DEFAULT_RELEASE).metadata["params_bytes"] <= MAX_RELEASE_BYTES

@@ -210,7 +210,7 @@ def test_late_sections_show_their_results(rendered):
     for title, files in (("Ablations", ["ablations/ablations.csv", "ablations/summary.json"]),
                          ("Comparison with prior work", ["peer/comparison.csv"]),
                          ("Release model and prediction pipeline",
-                          ["models/cnn_baseline/metadata.json", "predict/summary.json",
+                          ["models/cnn_ensemble/metadata.json", "predict/summary.json",
                            "bench/predict_latency.csv", "bench/predict_latency.json"])):
         if all((results / f).is_file() for f in files):
             assert "Not yet produced" not in _section(html, title), title

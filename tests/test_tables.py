@@ -63,7 +63,7 @@ def test_seed_table_lists_each_seed_and_their_mean_and_sd(tmp_path):
     assert "SEED_RUNS" in to_markdown(seed_table(runs))  # nothing trained yet: says how
     maes = {}
     for name, seed in (("cnn_baseline", 0), ("cnn_baseline_s2", 2), ("cnn_baseline_s10", 10)):
-        summary = {"config": {"seed": seed}, "final_val": {"age_mae": 5.0 + seed / 10}, "wall_time_s": 60.0}
+        summary = {"config": {"seed": seed}, "best_val": {"age_mae": 5.0 + seed / 10}, "wall_time_s": 60.0}
         maes[name] = write_run(runs / name, summary, seed=seed)["age_mae"]
     (runs / "cnn_baseline_s3").mkdir()  # a run that never wrote its summary is not a seed run
     (runs / "cnn_baseline_sx").mkdir()

@@ -40,7 +40,7 @@ def seed_runs(runs_dir: Path, base: str) -> list[str]:
 
 def seed_table(runs_dir: Path, base: str = "cnn_baseline") -> pd.DataFrame:
     """The same config trained from different seeds: one row per tested run (validation MAE of the
-    final epoch, test metrics), then the mean and sample sd over them."""
+    checkpoint that was tested, test metrics), then the mean and sample sd over them."""
     rows = []
     for name in [base, *seed_runs(runs_dir, base)]:
         folder = Path(runs_dir) / name
@@ -48,7 +48,7 @@ def seed_table(runs_dir: Path, base: str = "cnn_baseline") -> pd.DataFrame:
             continue
         m = json.loads((folder / "metrics_test.json").read_text())
         s = json.loads((folder / "summary.json").read_text())
-        rows.append({"run": name, "seed": s["config"]["seed"], "val_age_MAE": s["final_val"]["age_mae"],
+        rows.append({"run": name, "seed": s["config"]["seed"], "val_age_MAE": s["best_val"]["age_mae"],
                      "test_age_MAE": m["age_mae"], "test_gender_acc_%": 100 * m["gender_accuracy"],
                      "test_ethnicity_acc_%": 100 * m["ethnicity_accuracy"],
                      "train_minutes": run_seconds(s) / 60})

@@ -105,8 +105,9 @@ def load_members(run: Path, checkpoint_dir: Path | None) -> tuple[dict, list[dic
             if config[key] != configs[0][key]:
                 raise ValueError(f"ensemble member {name} differs from {next(iter(weights))} in `{key}`: "
                                  "a release ensemble needs members of one architecture and input")
-    config = {**configs[0], "name": summary["name"], "ensemble": {"members": list(weights),
-                                                                  "weights": list(weights.values())}}
+    config = {**configs[0], "name": summary["name"],
+              "ensemble": {"members": list(weights), "weights": list(weights.values()),
+                           "weighting": summary.get("weighting", "equal")}}
     return config, [jax.device_get(v) for _, v, _ in loaded], weights
 
 

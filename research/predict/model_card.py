@@ -119,6 +119,11 @@ def interval_choice_line(point: dict | None) -> str:
             f"is {get_config().interval_z:g}.")
 
 
+def _per_member(metadata: dict) -> str:
+    count = metadata.get("num_members", 1)
+    return f" ({count} members of {metadata['num_parameters'] // count:,})" if count > 1 else ""
+
+
 def source_lines(metadata: dict, config: dict) -> list[str]:
     """Where the weights come from: the run, or each member of an ensemble with its weight."""
     src = metadata["source_run"]
@@ -126,10 +131,11 @@ def source_lines(metadata: dict, config: dict) -> list[str]:
     if not members:
         return [f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
                 f"{src['epochs']} epochs on CPU, best epoch {src['best_epoch']} by validation age MAE."]
+    how = ("with equal weights" if config["ensemble"]["weighting"] == "equal" else
+           "with the weights below, chosen on the validation split by greedy selection (scripts/ensemble.py)")
     lines = [f"- An ensemble of {len(members)} networks of this architecture trained from different seeds "
              f"(ensemble run `{src['path']}`): their age distributions are mixed and their gender and "
-             "ethnicity probabilities averaged with the weights below, chosen on the validation split by "
-             "scripts/ensemble.py. Members:"]
+             f"ethnicity probabilities averaged {how}. Members:"]
     lines += [f"  - `{m['name']}` weight {m['weight']:.2f}: trained at commit `{m['trained_at_commit']}`, "
               f"{m['epochs']} epochs on CPU, best epoch {m['best_epoch']} by validation age MAE"
               for m in members]
@@ -159,7 +165,8 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path) -> str:
         f"over 0-116 years), gender (2 classes) and ethnicity (5 classes).",
         f"- Input: a 200x200 face chip aligned on 5 landmarks (as UTKFace crops), resized to "
         f"{cfg['image_size']}x{cfg['image_size']}; predictions average the image and its mirror image.",
-        f"- Parameters: {metadata['num_parameters']:,}; file `{metadata['params_file']}` "
+        f"- Parameters: {metadata['num_parameters']:,}{_per_member(metadata)}; "
+        f"file `{metadata['params_file']}` "
         f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`.",
         *source_lines(metadata, config),
         "",
