@@ -336,6 +336,12 @@ def test_exit_codes(tiny_release, tmp_path, capsys):
     assert "not a release model folder" in capsys.readouterr().err
 
 
+def test_the_commands_interval_is_the_one_chosen_on_validation_for_the_committed_release():
+    point = load_release(DEFAULT_RELEASE).metadata["interval_operating_point"]
+    assert point["chosen_on"] == "validation"
+    assert get_config().interval_z == pytest.approx(point["z"])
+
+
 def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
     done = subprocess.run([sys.executable, "-m", "scripts.predict", str(save(astronaut, tmp_path / "a.jpg")),
                            "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
