@@ -97,7 +97,7 @@ results/runs/%/metrics_test.json: results/runs/%/summary.json $(EVAL_CODE) | ven
 
 peer: results/breakdowns/peer/summary.json
 results/peer/metrics_test.json: scripts/compare_peer.py research/evaluation/peer.py \
-                                research/evaluation/comparison.py $(SPLITS) results/runs/ensemble/metrics_test.json \
+                                research/evaluation/comparison.py $(SPLITS) results/runs/ensemble/metrics_test.json results/runs/$(RELEASE_RUN)/metrics_test.json \
                                 | venv
 	$(PY) scripts/compare_peer.py $(DATA_FLAG) --seed $(SEED)
 results/breakdowns/peer/summary.json: results/peer/metrics_test.json scripts/breakdown.py \

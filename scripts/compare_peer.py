@@ -24,7 +24,7 @@ from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
 # Our runs on the same protocol, with how each was trained (read from their summary files).
-DEFAULT_RUNS = ("cnn_baseline", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
+DEFAULT_RUNS = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
 
 
 def main() -> None:
