@@ -15,6 +15,16 @@ from research.evaluation.prediction_table import PREDICTION_COLUMNS
 RACE_COLUMNS = [f"p_race{i}" for i in range(5)]
 
 
+def aligned(members: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The members' tables in file order; raises if they predicted different files or carry
+    different labels."""
+    frames = [m.sort_values("file").reset_index(drop=True) for m in members]
+    for other in frames[1:]:
+        if not other[["file", "age", "gender", "race"]].equals(frames[0][["file", "age", "gender", "race"]]):
+            raise ValueError("ensemble members predicted different files or carry different labels")
+    return frames
+
+
 def average_predictions(members: list[pd.DataFrame], weights: list[float] | None = None) -> pd.DataFrame:
     """The mixture's predictions table (equal weights unless given; they are normalised to sum
     to 1); raises if the members' files or labels differ or a weight is negative."""
@@ -24,11 +34,8 @@ def average_predictions(members: list[pd.DataFrame], weights: list[float] | None
     if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
         raise ValueError(f"need one non-negative weight per member, not {weights} for {len(members)} members")
     w = w / w.sum()
-    frames = [m.sort_values("file").reset_index(drop=True) for m in members]
+    frames = aligned(members)
     first = frames[0]
-    for other in frames[1:]:
-        if not other[["file", "age", "gender", "race"]].equals(first[["file", "age", "gender", "race"]]):
-            raise ValueError("ensemble members predicted different files or carry different labels")
     means = np.stack([f["pred_age"].to_numpy(float) for f in frames])
     stds = np.stack([f["age_std"].to_numpy(float) for f in frames])
     out = first[["file", "age", "gender", "race"]].copy()
@@ -62,10 +69,7 @@ def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, flo
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
     names = sorted(frames)
-    tables = [frames[n].sort_values("file").reset_index(drop=True) for n in names]
-    for other in tables[1:]:
-        if not other[["file", "age"]].equals(tables[0][["file", "age"]]):
-            raise ValueError("ensemble candidates predicted different files or carry different labels")
+    tables = aligned([frames[n] for n in names])
     ages = tables[0]["age"].to_numpy(float)
     means = np.stack([t["pred_age"].to_numpy(float) for t in tables])
     counts = np.zeros(len(names))
