@@ -1,0 +1,141 @@
+"""The registry of experiments: every run, ensemble, the release, and the evaluation settings.
+
+A run name appears here and nowhere else in the code. The Makefile reads this module through
+``python -m research.configs.experiments make`` (written to build/experiments.mk); the scripts,
+the README tables, the report and the tests look names and settings up here.
+
+This module imports nothing outside the standard library, so that ``make`` can read it before the
+virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+# CPU runs spread pmap over this many XLA host devices (the machines here have 2 cores); a fixed
+# count keeps CPU results independent of the core count. GPUs ignore it.
+FORCED_HOST_DEVICES = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A training run: ``research/configs/<config>.py`` at ``profile`` with ``overrides``."""
+
+    config: str
+    profile: str
+    overrides: tuple[tuple[str, object], ...] = ()
+    protocol: str = "utkface"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
+    """A mixture of runs' predicted distributions (no training of its own).
+
+    ``weighting`` "equal" mixes the members alike; "greedy" gives each member the share of
+    ``steps`` greedy selection steps that picked it on validation (Caruana et al., 2004).
+    ``candidates`` are further runs whose equal-weight subsets are scored on validation for the
+    record (their predictions are read, so they are prerequisites too).
+    """
+
+    members: tuple[str, ...]
+    weighting: str = "equal"
+    steps: int = 20
+    candidates: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (*self.members, *self.candidates)
+
+
+def _seed_run(seed: int) -> Run:
+    return Run("cnn_baseline", "cpu", (("seed", seed),))
+
+
+# name -> run. The gpu-profile runs need a GPU (`make gpu`); their results are committed.
+RUNS: dict[str, Run] = {
+    "cnn_baseline": Run("cnn_baseline", "cpu"),
+    "cnn_baseline_coral": Run("cnn_baseline_coral", "cpu", protocol="coral"),
+    # The reduced CPU profile of ResNet-50 writes its own folder (its config renames the run).
+    "resnet50_multitask_cpu": Run("resnet50_multitask", "cpu"),
+    "resnet50_multitask": Run("resnet50_multitask", "gpu"),
+    "resnet50_multitask_coral": Run("resnet50_multitask_coral", "gpu", protocol="coral"),
+    # More seeds of the CNN baseline (same config; only the seed and the run name differ).
+    **{f"cnn_baseline_s{seed}": _seed_run(seed) for seed in (1, 2, 3)},
+}
+SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
+SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
+
+ENSEMBLES: dict[str, Ensemble] = {
+    "ensemble": Ensemble(("resnet50_multitask", "cnn_baseline", *SEED_RUNS), "greedy", 20,
+                         candidates=("resnet50_multitask_cpu",),
+                         description="greedy weights over the GPU ResNet-50 and the CNN seeds"),
+    # The release: three CNN seeds mixed with equal weights (three fit the 50 ms per photo budget).
+    "cnn_ensemble": Ensemble(("cnn_baseline", *SEED_RUNS[:2]), "equal",
+                             description="three CNN seeds, equal weights"),
+}
+
+RELEASE = "cnn_ensemble"  # the run exported as the prediction command's model
+RELEASE_DIR = f"results/models/{RELEASE}"
+
+# The order of the headline table (README, report): the utkface models, then the CORAL ones.
+HEADLINE = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask_cpu", "resnet50_multitask", "ensemble",
+            "cnn_baseline_coral", "resnet50_multitask_coral")
+# Our runs set beside the peer package on the same test split.
+PEER_COMPARED = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
+# The report's main model (the design's ResNet-50), its baseline and the reduced CPU run.
+MAIN_RUN, BASELINE_RUN, REDUCED_RUN = "resnet50_multitask", "cnn_baseline", "resnet50_multitask_cpu"
+CORAL_MAIN_RUN = "resnet50_multitask_coral"
+HEADLINE_ENSEMBLE = "ensemble"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """How every model is scored (scripts/evaluate.py, breakdowns, the peer comparison)."""
+
+    resamples: int = 2000  # bootstrap resamples of the test split
+    level: float = 0.95  # confidence level of every interval
+    seed: int = 0  # bootstrap seed
+    max_minor_pass_rate: float = 0.05  # operating points: minors let through, chosen on validation
+    smoke_resamples: int = 200
+
+
+EVALUATION = Evaluation()
+
+
+def run(name: str) -> Run:
+    """The registered run ``name``; a clear error listing the known runs otherwise."""
+    if name not in RUNS:
+        raise KeyError(f"no run named {name!r} in research/configs/experiments.py; runs: {', '.join(RUNS)}")
+    return RUNS[name]
+
+
+def ensemble(name: str) -> Ensemble:
+    if name not in ENSEMBLES:
+        raise KeyError(f"no ensemble named {name!r} in research/configs/experiments.py; "
+                       f"ensembles: {', '.join(ENSEMBLES)}")
+    return ENSEMBLES[name]
+
+
+def runs_on(profile: str) -> tuple[str, ...]:
+    return tuple(name for name, r in RUNS.items() if r.profile == profile)
+
+
+def make_variables() -> str:
+    """The registry as Makefile variables (``include``d by the Makefile)."""
+    lines = [f"CPU_RUNS := {' '.join(runs_on('cpu'))}", f"GPU_RUNS := {' '.join(runs_on('gpu'))}",
+             f"SEED_RUNS := {' '.join(SEED_RUNS)}", f"ENSEMBLES := {' '.join(ENSEMBLES)}",
+             f"RELEASE_RUN := {RELEASE}", f"RELEASE := {RELEASE_DIR}",
+             f"FORCED_HOST_DEVICES := {FORCED_HOST_DEVICES}", f"EVAL_SEED := {EVALUATION.seed}"]
+    for name, r in RUNS.items():
+        lines.append(f"CONFIG_{name} := {r.config}")
+    for name, e in ENSEMBLES.items():
+        lines.append(f"INPUTS_{name} := {' '.join(e.inputs)}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["make"]:
+        raise SystemExit("usage: python -m research.configs.experiments make")
+    sys.stdout.write(make_variables())
