@@ -13,6 +13,12 @@ ETHNICITIES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
 NUM_GENDERS = len(GENDERS)
 NUM_ETHNICITIES = len(ETHNICITIES)
 
+# The evaluation protocols (results/splits/<protocol>.csv) and how each splits the images.
+PROTOCOLS = {
+    "utkface": "every clean image, split stratified by age group x gender x ethnicity",
+    "coral": "the fixed CORAL benchmark split (ages 21-60; Cao, Mirjalili and Raschka, 2019)",
+}
+
 # Age groups used for stratification and for every per-group breakdown (inclusive bounds).
 AGE_GROUPS = (("0-12", 0, 12), ("13-17", 13, 17), ("18-24", 18, 24), ("25-34", 25, 34),
               ("35-44", 35, 44), ("45-59", 45, 59), ("60+", 60, 200))
@@ -31,6 +37,11 @@ def age_group(age: int) -> str:
         if low <= age <= high:
             return label
     raise ValueError(f"age {age} outside every age group")
+
+
+def in_band(age, band: tuple[int, int]):
+    """Boolean mask (array or Series, as given) of ages within the inclusive ``band``."""
+    return (age >= band[0]) & (age <= band[1])
 
 
 def band_label(band: tuple[int, int]) -> str:

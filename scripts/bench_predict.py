@@ -14,10 +14,10 @@ import pandas as pd
 
 from research.configs.predict import get_config
 from research.outputs import write_csv, write_json
-from research.predict.bench import run_bench
+from research.predict.pipeline import Predictor
 from research.predict.release import DEFAULT_RELEASE
-from research.predict.run import Predictor
 from research.provenance import package_versions, provenance
+from research.release.bench import run_bench
 
 
 def main() -> None:

@@ -19,9 +19,9 @@ from research.data.archive import data_checksum
 from research.evaluation.comparison import write_comparison
 from research.evaluation.metrics import evaluate_predictions
 from research.evaluation.peer import load_peer, peer_predictions, peer_version
-from research.evaluation.prediction_table import read_predictions
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
+from research.runs.folder import read_predictions
 
 # Our runs on the same protocol, with how each was trained (read from their summary files).
 DEFAULT_RUNS = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")

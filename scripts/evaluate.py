@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 from research.evaluation.metrics import evaluate_predictions
-from research.evaluation.predict import predict_split
-from research.evaluation.prediction_table import read_predictions
+from research.evaluation.predictions import predict_split
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
+from research.runs.folder import read_predictions
 
 
 def main() -> None:

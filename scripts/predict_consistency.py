@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from research.configs.predict import get_config
-from research.evaluation.consistency import write_consistency
 from research.predict.release import DEFAULT_RELEASE
+from research.release.consistency import write_consistency
 
 
 def main() -> None:

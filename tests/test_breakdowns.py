@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from research.data.labels import parse_filename
-from research.evaluation import breakdowns, figures
+from research.evaluation import bootstrap, breakdowns, figures
 from research.evaluation.metrics import bootstrap_intervals
-from research.evaluation.prediction_table import PREDICTION_COLUMNS
+from research.runs.folder import PREDICTION_COLUMNS
 
 
 def predictions(rows: list[tuple]) -> pd.DataFrame:
@@ -87,8 +87,8 @@ def test_bootstrap_is_seeded_vectorised_and_brackets_the_estimate(monkeypatch):
     values = np.abs(frame["pred_age"] - frame["age"]).to_numpy()
     naive_rng = np.random.default_rng(7)
     naive = [values[naive_rng.integers(0, 300, 300)].mean() for _ in range(50)]
-    monkeypatch.setattr(breakdowns, "_BLOCK", 900)  # three resamples per block
-    assert breakdowns.bootstrap_means(values, 50, np.random.default_rng(7)) == pytest.approx(naive)
+    monkeypatch.setattr(bootstrap, "_BLOCK", 900)  # three resamples per block
+    assert bootstrap.bootstrap_means(values, 50, np.random.default_rng(7)) == pytest.approx(naive)
 
 
 def test_constant_error_gives_a_zero_width_interval():

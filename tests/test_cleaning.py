@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from research.data.cleaning import MANIFEST_COLUMNS, CleaningConfig, clean, inspect_image
-from research.data.labels import MISSING, parse_filename
+from research.data.labels import parse_filename
+from research.vocabulary import MISSING
 
 STAMP = 20170117000000000  # later than the base folder's stamps, so extra names sort predictably
 

@@ -11,7 +11,7 @@ from research.evaluation.comparison import COMPARISON_COLUMNS, comparison_row, m
 from research.evaluation.ensemble import average_predictions
 from research.evaluation.metrics import bootstrap_intervals, evaluate_predictions, headline_metrics
 from research.evaluation.peer import p_female_of, peer_predictions
-from research.evaluation.prediction_table import PREDICTION_COLUMNS
+from research.runs.folder import PREDICTION_COLUMNS
 
 
 def with_race_probabilities(frame: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from research.data.labels import AGE_GROUPS, GENDERS, RACES
 from research.viz import eda
+from research.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS
 
 # (age, gender, race, status): every age group, both genders, every race, every cleaning status.
 ROWS = [
@@ -101,9 +101,9 @@ def test_label_tables_match_manifest(synthetic):
     assert races["images"].to_dict() == kept["race"].value_counts().to_dict()
     assert races.loc[-1, "ethnicity"] == "unknown"
     cross = pd.read_csv(out / "gender_by_ethnicity.csv", index_col="gender")
-    direct = pd.crosstab(kept["gender"].map(GENDERS), kept["race"].map(RACES).fillna("unknown"))
+    direct = pd.crosstab(kept["gender"].map(GENDERS), kept["race"].map(ETHNICITIES).fillna("unknown"))
     for gender in GENDERS.values():
-        for race in [*RACES.values(), "unknown"]:
+        for race in [*ETHNICITIES.values(), "unknown"]:
             assert cross.loc[gender, race] == direct.loc[gender, race], (gender, race)
     assert cross.loc["total", "total"] == len(kept)
     stats = pd.read_csv(out / "age_stats_by_group.csv").set_index(["grouping", "group"])

@@ -2,7 +2,8 @@
 
 import pytest
 
-from research.data.labels import AGE_GROUPS, MISSING, age_group, parse_filename
+from research.data.labels import parse_filename
+from research.vocabulary import AGE_GROUPS, MISSING, age_group
 
 STAMP = "20170116174525125"
 

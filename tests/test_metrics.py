@@ -24,7 +24,7 @@ from research.evaluation.metrics import (
     headline_metrics,
     operating_threshold,
 )
-from research.evaluation.prediction_table import PREDICTION_COLUMNS, read_predictions
+from research.runs.folder import PREDICTION_COLUMNS, read_predictions
 
 
 def test_age_metrics_by_hand():

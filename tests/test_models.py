@@ -13,9 +13,10 @@ from research.configs import load_config
 from research.configs.overrides import apply_overrides
 from research.models.cnn import CNN
 from research.models.factory import create_model
-from research.models.heads import NUM_AGE_BINS, NUM_GENDERS, NUM_RACES
+from research.models.heads import NUM_AGE_BINS
 from research.models.layers import Conv, im2col_conv, max_pool, native_conv, resolve_impl
 from research.models.resnet import ResNet
+from research.vocabulary import NUM_ETHNICITIES, NUM_GENDERS
 
 BATCH, SIZE = 3, 32
 
@@ -45,7 +46,7 @@ def test_head_shapes(arch, age_head, age_shape):
         assert set(out) == {"age", "gender", "race"}
         assert out["age"].shape == age_shape
         assert out["gender"].shape == (BATCH, NUM_GENDERS)
-        assert out["race"].shape == (BATCH, NUM_RACES)
+        assert out["race"].shape == (BATCH, NUM_ETHNICITIES)
         assert all(o.dtype == jnp.float32 for o in out.values())
 
 

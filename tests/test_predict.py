@@ -20,15 +20,16 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from research import checkpoints
 from research.configs import load_config
 from research.configs.predict import get_config
 from research.data.cache import decode_resize
 from research.models.factory import create_model
-from research.predict import export, faces
+from research.predict import faces
 from research.predict.estimate import ID_CHECK, NO_CHECK, AgeEstimator, chip_to_input, face_result
+from research.predict.pipeline import Predictor, predict_file
 from research.predict.release import DEFAULT_RELEASE, MAX_RELEASE_BYTES, ReleaseError, load_release
-from research.predict.run import Predictor, predict_file
+from research.release import export
+from research.runs import checkpoints
 from research.training.state import create_train_state
 from scripts.predict import main as predict_main
 
@@ -125,7 +126,7 @@ def test_export_refuses_a_release_over_the_size_limit(tiny_release, tmp_path, mo
 
 def test_an_ensemble_release_predicts_the_mixture_that_scored_its_metrics(tmp_path):
     from research.evaluation.ensemble import average_predictions
-    from research.evaluation.prediction_table import PREDICTION_COLUMNS
+    from research.runs.folder import PREDICTION_COLUMNS
 
     runs = tmp_path / "runs"
     for name, key in (("a", 1), ("b", 2)):
@@ -355,19 +356,19 @@ def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
 
 def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, astronaut, tmp_path,
                                                                    monkeypatch):
-    from research.predict import run
+    from research.predict import pipeline
 
-    real = run.load_image
+    real = pipeline.load_image
 
     def load_or_fail(path, *args):
         if Path(path).name == "bad.png":
             raise RuntimeError("boom")
         return real(path, *args)
 
-    monkeypatch.setattr(run, "load_image", load_or_fail)
+    monkeypatch.setattr(pipeline, "load_image", load_or_fail)
     for name in ("bad.png", "good.png"):
         save(astronaut, tmp_path / name)
-    records = run.predict_paths(predictor, [tmp_path], 25)
+    records = pipeline.predict_paths(predictor, [tmp_path], 25)
     assert [(Path(r["path"]).name, r["status"]) for r in records] == [("bad.png", "error"),
                                                                         ("good.png", "ok")]
     assert "boom" in records[0]["message"] and len(records[1]["faces"]) == 1
@@ -376,7 +377,7 @@ def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, a
 def test_model_card_rule_table_matches_the_command_rule():
     from research.evaluation.metrics import challenge_rates
     from research.predict.estimate import id_check
-    from research.predict.model_card import command_rule_table
+    from research.release.model_card import command_rule_table
 
     rng = np.random.default_rng(0)
     age = rng.integers(10, 60, 400)

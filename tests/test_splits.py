@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from research.data.labels import age_group
 from research.data.splits import (
     SPLIT_COLUMNS,
     coral_split,
@@ -13,6 +12,7 @@ from research.data.splits import (
     stratified_assign,
     utkface_split,
 )
+from research.vocabulary import age_group
 
 FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 # (age, gender, race) -> images: uneven strata, so rounding is exercised (47 * 0.1 = 4.7, ...).

@@ -13,12 +13,12 @@ import pytest
 from _tiny_run import smoke_config, trained_run
 from flax import jax_utils
 
-from research import checkpoints
 from research.configs import load_config
 from research.configs.overrides import apply_overrides, parse_value
 from research.data import archive, pipeline
 from research.models.factory import create_model
 from research.provenance import git_commit
+from research.runs import checkpoints
 from research.training.bench import synthetic_batch
 from research.training.loop import NonFiniteLossError, local_devices, train_and_evaluate
 from research.training.state import TrainState, create_train_state
@@ -277,7 +277,7 @@ def test_malformed_overrides_and_configs_are_errors():
         apply_overrides(config, ["optimizer.num_epochs=three"])
     with pytest.raises(ValueError, match="no experiment config named"):
         load_config("no_such_experiment", "smoke")
-    with pytest.raises(ValueError, match="profile must be one of"):
+    with pytest.raises(ValueError, match="unknown profile .tpu.; profiles: smoke, cpu, gpu"):
         load_config("cnn_baseline", "tpu")
 
 

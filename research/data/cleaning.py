@@ -28,7 +28,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from research.data import archive
-from research.data.labels import MISSING, parse_filename
+from research.data.labels import parse_filename
+from research.vocabulary import MINORS, MISSING, band_key, in_band
 
 MANIFEST_COLUMNS = ["file", "sha256", "age", "gender", "race", "status", "reason",
                     "duplicate_group", "phash"]
@@ -191,7 +192,7 @@ def summarize(manifest: pd.DataFrame, config: CleaningConfig) -> dict:
             "race": {str(k): int(v) for k, v in frame["race"].value_counts().sort_index().items()},
             "age_21_30": int(frame["age"].between(21, 30).sum()),
             "age_under_18": int(((frame["age"] >= 1) & (frame["age"] < 18)).sum()),
-            "age_13_17": int(frame["age"].between(13, 17).sum()),
+            f"age_{band_key(MINORS)}": int(in_band(frame["age"], MINORS).sum()),
         }
 
     groups = manifest[manifest["duplicate_group"] >= 0].groupby("duplicate_group")

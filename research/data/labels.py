@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-MISSING = -1
-AGE_RANGE = (1, 116)
-GENDERS = {0: "male", 1: "female"}
-RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Others"}
+from research.vocabulary import AGE_RANGE, ETHNICITIES, GENDERS, MISSING
+
 # [labels]_[17-digit capture time-stamp], then ".jpg" and, for aligned crops, ".chip.jpg".
 # Two real files have a stray space or a missing dot before "jpg": their labels are intact.
 _NAME = re.compile(r"^(?P<labels>.*?)(?:_(?P<stamp>\d{14,}))?(?P<junk>\s*\.?)jpg(?:\.chip\.jpg)?$")
@@ -71,18 +69,6 @@ def parse_filename(name: str) -> Labels:
     fields = fields + [None] * (3 - len(fields))
     age = _field(fields[0], "age", range(AGE_RANGE[0], AGE_RANGE[1] + 1), problems)
     gender = _field(fields[1], "gender", GENDERS, problems)
-    race = _field(fields[2], "race", RACES, problems)
+    race = _field(fields[2], "race", ETHNICITIES, problems)
     return Labels(age, gender, race, tuple(problems), tuple(notes))
 
-
-# Age groups used for stratification and for every per-group breakdown (inclusive bounds).
-AGE_GROUPS = (("0-12", 0, 12), ("13-17", 13, 17), ("18-24", 18, 24), ("25-34", 25, 34),
-              ("35-44", 35, 44), ("45-59", 45, 59), ("60+", 60, 200))
-
-
-def age_group(age: int) -> str:
-    """The AGE_GROUPS label holding ``age``."""
-    for label, low, high in AGE_GROUPS:
-        if low <= age <= high:
-            return label
-    raise ValueError(f"age {age} outside every age group")

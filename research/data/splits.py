@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from research.data.labels import age_group
+from research.vocabulary import age_group
 
 SPLIT_COLUMNS = ["file", "sha256", "age", "gender", "race", "split"]
 CORAL_AGE_OFFSET = 21  # the CORAL csv's "age" column is a class label: true age - 21

@@ -15,7 +15,6 @@ Build (from the project root)::
 Read::
 
     import tensorflow_datasets as tfds
-from etils import epath
     import research.data.tfds_builder  # registers 'utkface'
     train = tfds.data_source("utkface/utkface", split="train", data_dir="data/tfds")
     train[0]  # {'image': uint8 (200, 200, 3), 'age': 25, 'gender': 0, 'race': 1, 'file_name': b'...'}
@@ -40,9 +39,9 @@ from etils import epath
 from PIL import Image
 
 from research.data.archive import data_checksum, iter_files
-from research.data.labels import GENDERS, MISSING, RACES
 from research.data.locate import HOW_TO_GET, DatasetNotFoundError, is_usable
 from research.data.splits import SPLIT_COLUMNS
+from research.vocabulary import ETHNICITIES, GENDERS, MISSING
 
 PROTOCOLS = {
     "utkface": "Every clean image, stratified by age group x gender x race, 70/10/20 train/val/test.",
@@ -91,8 +90,8 @@ def read_split_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: unknown split names {sorted(set(table['split']) - set(SPLITS))}")
     if not table["gender"].isin(list(GENDERS)).all():
         raise ValueError(f"{path}: gender must be one of {sorted(GENDERS)} (no missing gender allowed)")
-    if not table["race"].isin([*RACES, MISSING]).all():
-        raise ValueError(f"{path}: race must be one of {sorted(RACES)} or {MISSING} (missing)")
+    if not table["race"].isin([*ETHNICITIES, MISSING]).all():
+        raise ValueError(f"{path}: race must be one of {sorted(ETHNICITIES)} or {MISSING} (missing)")
     return table
 
 
@@ -169,7 +168,8 @@ class Utkface(tfds.core.GeneratorBasedBuilder):
                 "age": tfds.features.Scalar(np.int32, doc="Age in years, 1-116."),
                 "gender": tfds.features.ClassLabel(names=[GENDERS[k] for k in sorted(GENDERS)]),
                 "race": tfds.features.Scalar(
-                    np.int32, doc=f"{', '.join(f'{k} {v}' for k, v in RACES.items())}; {MISSING} missing."),
+                    np.int32,
+                    doc=f"{', '.join(f'{k} {v}' for k, v in ETHNICITIES.items())}; {MISSING} missing."),
                 "file_name": tfds.features.Text(doc="Original UTKFace file name."),
             }),
             supervised_keys=("image", "age"),

@@ -1,7 +1,7 @@
 """Per-group breakdowns and age-verification analysis of a run, from its predictions files only.
 
 Inputs: a run folder's predictions_test.csv / predictions_val.csv (columns in
-``research.evaluation.predict.PREDICTION_COLUMNS``), metrics_test.json (the operating threshold
+``research.runs.folder.PREDICTION_COLUMNS``), metrics_test.json (the operating threshold
 chosen on validation) and summary.json (protocol). No model is loaded. Outputs in ``out``:
 
   by_group.csv            group_type, group, n, age_mae, age_mae_low, age_mae_high, mean_signed_error,
@@ -24,31 +24,56 @@ import numpy as np
 import pandas as pd
 
 from research.data.archive import sha256_file
-from research.data.labels import AGE_GROUPS, GENDERS, RACES, age_group
 from research.evaluation import figures
-from research.evaluation.metrics import CHALLENGE_THRESHOLDS, age_metrics, challenge_rates
-from research.evaluation.prediction_table import read_predictions
+from research.evaluation.bootstrap import bootstrap_means, percentile_interval
+from research.evaluation.metrics import (
+    CHALLENGE_THRESHOLDS,
+    FPR_MINORS,
+    FRICTION_ADULTS,
+    age_metrics,
+    challenge_rates,
+)
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
+from research.runs.folder import RunFolder, read_predictions
+from research.vocabulary import (
+    AGE_GROUPS,
+    CHALLENGE_AGE,
+    ETHNICITIES,
+    GENDERS,
+    MINORS,
+    YOUNG_ADULTS,
+    age_group,
+    band_key,
+    band_label,
+    in_band,
+)
 
 GROUP_TYPES = ("age_group", "gender", "ethnicity", "ethnicity_x_gender")
+# Counts of the Challenge-N bands in challenge_by_group.csv.
+N_MINORS, N_YOUNG, N_ADULTS = f"n_{band_key(MINORS)}", f"n_{band_key(YOUNG_ADULTS)}", f"n_{CHALLENGE_AGE}plus"
+# How the intervals of each table are made (the report's and the model card's captions say so).
+INTERVAL_METHODS = {
+    "by_group": "percentile bootstrap intervals, rows resampled within each group",
+    "fairness_gaps": "percentile bootstrap intervals of the worst-minus-best difference",
+    "challenge_by_group": "Wilson score intervals of each proportion",
+}
 CHALLENGE_GROUP_TYPES = ("overall", "gender", "ethnicity")
 SWEEP_THRESHOLDS = np.arange(10.0, 45.01, 0.5)
 BY_GROUP_COLUMNS = ["group_type", "group", "n", "age_mae", "age_mae_low", "age_mae_high",
                     "mean_signed_error", "gender_accuracy", "ethnicity_accuracy"]
-_BLOCK = 1 << 21  # bootstrap indices drawn at most this many at a time (16 MB of int64)
 
 
 def group_labels(frame: pd.DataFrame) -> dict[str, pd.Series]:
     """group_type -> ordered categorical label per row; NaN where a row has no label (race -1)."""
     gender = frame["gender"].map(GENDERS)
-    ethnicity = frame["race"].map(RACES)
+    ethnicity = frame["race"].map(ETHNICITIES)
     orders = {
         "overall": ["all"],
         "age_group": [label for label, _, _ in AGE_GROUPS],
         "gender": list(GENDERS.values()),
-        "ethnicity": list(RACES.values()),
-        "ethnicity_x_gender": [f"{e} {g}" for e in RACES.values() for g in GENDERS.values()],
+        "ethnicity": list(ETHNICITIES.values()),
+        "ethnicity_x_gender": [f"{e} {g}" for e in ETHNICITIES.values() for g in GENDERS.values()],
     }
     values = {
         "overall": pd.Series("all", index=frame.index),
@@ -59,17 +84,6 @@ def group_labels(frame: pd.DataFrame) -> dict[str, pd.Series]:
     }
     return {name: pd.Series(pd.Categorical(values[name], categories=orders[name]), index=frame.index)
             for name in orders}
-
-
-def bootstrap_means(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``resamples`` resamples (with replacement) of ``values``, drawn in memory-bounded blocks."""
-    n = len(values)
-    per_block = max(1, _BLOCK // max(n, 1))
-    draws = []
-    for start in range(0, resamples, per_block):
-        idx = rng.integers(0, n, (min(per_block, resamples - start), n))
-        draws.append(values[idx].mean(axis=1))
-    return np.concatenate(draws)
 
 
 def group_mae_draws(frame: pd.DataFrame, resamples: int, seed: int) -> dict[tuple[str, str], np.ndarray]:
@@ -100,7 +114,6 @@ def _accuracy(true: np.ndarray, pred: np.ndarray) -> float:
 def by_group(frame: pd.DataFrame, draws: dict[tuple[str, str], np.ndarray],
              level: float = 0.95) -> pd.DataFrame:
     """One row per non-empty group (and an "overall" row), columns BY_GROUP_COLUMNS."""
-    tail = (1 - level) / 2 * 100
     rows = []
     for group_type, labels in group_labels(frame).items():
         for group in labels.cat.categories:
@@ -108,7 +121,7 @@ def by_group(frame: pd.DataFrame, draws: dict[tuple[str, str], np.ndarray],
             if part.empty:
                 continue
             ages = age_metrics(part["age"].to_numpy(float), part["pred_age"].to_numpy(float))
-            low, high = np.percentile(draws[group_type, group], [tail, 100 - tail])
+            low, high = percentile_interval(draws[group_type, group], level)
             rows.append({
                 "group_type": group_type, "group": group, "n": len(part),
                 "age_mae": ages["age_mae"], "age_mae_low": low, "age_mae_high": high,
@@ -126,7 +139,6 @@ def fairness_gaps(table: pd.DataFrame, draws: dict[tuple[str, str], np.ndarray],
     The gap interval is the percentile interval of (worst - best) over the groups' independent
     draws; worst and best are picked on the point estimates, so it leans optimistic about the gap.
     """
-    tail = (1 - level) / 2 * 100
     rows = []
     for group_type in GROUP_TYPES:
         part = table[(table["group_type"] == group_type) & (table["n"] >= min_n)]
@@ -134,7 +146,7 @@ def fairness_gaps(table: pd.DataFrame, draws: dict[tuple[str, str], np.ndarray],
             continue
         worst, best = part.loc[part["age_mae"].idxmax()], part.loc[part["age_mae"].idxmin()]
         gap_draws = draws[group_type, worst["group"]] - draws[group_type, best["group"]]
-        gap_low, gap_high = np.percentile(gap_draws, [tail, 100 - tail])
+        gap_low, gap_high = percentile_interval(gap_draws, level)
         rows.append({
             "group_type": group_type, "groups": len(part),
             "worst_group": worst["group"], "worst_n": int(worst["n"]), "worst_mae": worst["age_mae"],
@@ -148,8 +160,8 @@ def fairness_gaps(table: pd.DataFrame, draws: dict[tuple[str, str], np.ndarray],
 
 
 def has_minors(frame: pd.DataFrame) -> bool:
-    """Whether any 13-17 year-olds are present (the CORAL protocol, ages 21-60, has none)."""
-    return bool(frame["age"].between(13, 17).any())
+    """Whether any minors are present (the CORAL protocol, ages 21-60, has none)."""
+    return bool(in_band(frame["age"], MINORS).any())
 
 
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -177,11 +189,11 @@ def challenge_by_group(frame: pd.DataFrame, thresholds: tuple[float, ...] = CHAL
                     continue
                 true_age, pred_age = part["age"].to_numpy(float), part["pred_age"].to_numpy(float)
                 rates = challenge_rates(true_age, pred_age, threshold)
-                counts = {"n_13_17": int(((true_age >= 13) & (true_age <= 17)).sum()),
-                          "n_18_24": int(((true_age >= 18) & (true_age <= 24)).sum()),
-                          "n_25plus": int((true_age >= 25).sum())}
+                counts = {N_MINORS: int(in_band(true_age, MINORS).sum()),
+                          N_YOUNG: int(in_band(true_age, YOUNG_ADULTS).sum()),
+                          N_ADULTS: int((true_age >= CHALLENGE_AGE).sum())}
                 row = {"threshold": threshold, "group_type": group_type, "group": group, **counts, **rates}
-                for rate, n in (("fpr_13_17", counts["n_13_17"]), ("friction_25plus", counts["n_25plus"])):
+                for rate, n in ((FPR_MINORS, counts[N_MINORS]), (FRICTION_ADULTS, counts[N_ADULTS])):
                     hits = round(rates[rate] * n) if n else 0
                     row[f"{rate}_low"], row[f"{rate}_high"] = wilson_interval(hits, n, level)
                 rows.append(row)
@@ -202,9 +214,9 @@ def _key_numbers(table: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.DataFram
                "worst_group", "worst_mae", "best_group", "best_mae", "mae_gap", "mae_gap_low",
                "mae_gap_high", "mae_ratio", "intervals_separate")} for _, row in gaps.iterrows()}}
     if challenge is not None:
-        c25 = challenge[challenge["threshold"] == 25]
-        out["challenge25"] = {row["group"]: {k: row[k] for k in (
-            "n_13_17", "fpr_13_17", "n_25plus", "friction_25plus")} for _, row in c25.iterrows()}
+        c25 = challenge[challenge["threshold"] == CHALLENGE_AGE]
+        out[f"challenge{CHALLENGE_AGE}"] = {row["group"]: {k: row[k] for k in (
+            N_MINORS, FPR_MINORS, N_ADULTS, FRICTION_ADULTS)} for _, row in c25.iterrows()}
     return out
 
 
@@ -216,8 +228,9 @@ def analyse_run(run: Path, out: Path, resamples: int, seed: int, data: Path | No
     """
     start = time.time()
     run, out = Path(run), Path(out)
-    inputs = [run / name for name in ("predictions_test.csv", "predictions_val.csv", "metrics_test.json",
-                                      "summary.json")]
+    folder = RunFolder(run)
+    inputs = [folder.predictions_file("test"), folder.predictions_file("val"), folder.metrics_file,
+              folder.summary_file]
     test = read_predictions(inputs[0])
     val = read_predictions(inputs[1]) if inputs[1].is_file() else None
     metrics = json.loads(inputs[2].read_text()) if inputs[2].is_file() else {}
@@ -228,7 +241,7 @@ def analyse_run(run: Path, out: Path, resamples: int, seed: int, data: Path | No
     tables["fairness_gaps"] = fairness_gaps(tables["by_group"], draws, level, min_n)
     verification: dict = {"skipped": not has_minors(test)}
     if verification["skipped"]:
-        verification["reason"] = ("no 13-17 year-olds in the test split (protocol "
+        verification["reason"] = (f"no {band_label(MINORS)} year-olds in the test split (protocol "
                                   f"{run_summary.get('protocol', 'unknown')}): Challenge-N is not assessable")
     else:
         tables["challenge_by_group"] = challenge_by_group(test, level=level)
@@ -245,6 +258,7 @@ def analyse_run(run: Path, out: Path, resamples: int, seed: int, data: Path | No
         "inputs": {p.name: {"path": str(p), "sha256": sha256_file(p)} for p in inputs if p.is_file()},
         "bootstrap": {"resamples": resamples, "seed": seed, "level": level,
                       "scheme": "percentile, rows resampled within each group"},
+        "interval_methods": INTERVAL_METHODS,
         "min_group_n_for_gaps": min_n,
         **_key_numbers(tables["by_group"], tables["fairness_gaps"], tables.get("challenge_by_group")),
         "age_verification": verification,

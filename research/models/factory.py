@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from research.models.cnn import CNN
+from research.models.heads import NUM_AGE_BINS
 from research.models.resnet import ResNet
+from research.vocabulary import NUM_ETHNICITIES, NUM_GENDERS
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -23,3 +25,31 @@ def create_model(model: ml_collections.ConfigDict, axis_name: str | None = None)
         return ResNet(stage_sizes=tuple(model.stage_sizes), num_filters=model.num_filters,
                       small_input_stem=model.small_input_stem, **common)
     raise ValueError(f"unknown model.name {model.name!r}; expected 'cnn' or 'resnet'")
+
+
+def describe_architecture(model: ml_collections.ConfigDict | dict) -> str:
+    """One sentence on the network a config builds (for model cards and tables)."""
+    model = ml_collections.ConfigDict(dict(model))
+    if model.name == "cnn":
+        widths = ", ".join(str(w) for w in model.widths)
+        trunk = (f"CNN, stages of width {widths}, {model.convs_per_stage} 3x3 convolutions per stage "
+                 "(BatchNorm, ReLU, max-pool), global average pooling")
+    elif model.name == "resnet":
+        depth = 2 + 3 * sum(model.stage_sizes)
+        trunk = (f"ResNet-{depth} (v1.5 bottleneck blocks, stages {list(model.stage_sizes)}, "
+                 f"{model.num_filters} stem filters, BatchNorm), global average pooling")
+    else:
+        trunk = model.name
+    age = (f"a distribution over 0-{NUM_AGE_BINS - 1} years" if model.age_head == "classification"
+           else "one regressed number")
+    return (f"{trunk}; heads for age ({age}), gender ({NUM_GENDERS} classes) and ethnicity "
+            f"({NUM_ETHNICITIES} classes)")
+
+
+def describe_initialisation(model: ml_collections.ConfigDict | dict) -> str:
+    """Where the weights started: random initialisation, or the pretrained source the config names."""
+    init = dict(model).get("init", "scratch")
+    if init == "scratch":
+        return "random initialisation (no pretraining; trained on UTKFace's training split only)"
+    source = dict(model).get("pretrained_source", init)
+    return f"pretrained weights ({source}), then fine-tuned on UTKFace's training split"

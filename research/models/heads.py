@@ -6,9 +6,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from research.vocabulary import NUM_ETHNICITIES, NUM_GENDERS
+
 NUM_AGE_BINS = 117  # ages 0..116
-NUM_GENDERS = 2
-NUM_RACES = 5
 AGES = jnp.arange(NUM_AGE_BINS, dtype=jnp.float32)
 
 
@@ -44,4 +44,4 @@ class MultiTaskHeads(nn.Module):
         else:
             raise ValueError(f"age_head must be 'classification' or 'regression', got {self.age_head!r}")
         return {"age": age, "gender": nn.Dense(NUM_GENDERS, name="gender")(x),
-                "race": nn.Dense(NUM_RACES, name="race")(x)}
+                "race": nn.Dense(NUM_ETHNICITIES, name="race")(x)}

@@ -58,7 +58,3 @@ class ResNet(nn.Module):
                 x = BottleneckBlock(self.num_filters * 2**i, conv, norm, strides)(x)
         x = jnp.mean(x, axis=(1, 2))
         return MultiTaskHeads(self.age_head, self.dropout)(x, train)
-
-
-ResNet18ish = partial(ResNet, stage_sizes=[1, 1, 1, 1])  # tiny, for tests only
-ResNet50 = partial(ResNet, stage_sizes=[3, 4, 6, 3])

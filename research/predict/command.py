@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from research.outputs import write_csv, write_json
 from research.predict.annotate import annotate, annotated_path, csv_table
+from research.predict.pipeline import READ_STATUSES, Predictor, predict_paths, summarize
 from research.predict.release import ReleaseError
-from research.predict.run import READ_STATUSES, Predictor, predict_paths, summarize
 
 INTERVAL_NOTE = ("age_interval is age +- {z} sd of the model's own age distribution, clipped to [0, 116]; "
                  "it is not a calibrated confidence interval")

@@ -19,8 +19,9 @@ from research.inference import mixture_step
 from research.models.age_interval import interval_lower_end
 from research.models.heads import NUM_AGE_BINS
 from research.predict.release import Release
+from research.vocabulary import GENDERS
 
-GENDER_NAMES = ("male", "female")  # UTKFace's label order (research.data.labels.GENDERS)
+GENDER_NAMES = tuple(GENDERS[k] for k in sorted(GENDERS))  # UTKFace's label order
 MAX_AGE = NUM_AGE_BINS - 1
 ID_CHECK, NO_CHECK = "ID check", "no ID check"
 

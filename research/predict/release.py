@@ -8,7 +8,7 @@ A release folder (``results/models/<name>/``) holds
   config.json      the training config of the source run (model architecture, image size, TTA)
   metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
                    bootstrap intervals, provenance of the export
-  MODEL_CARD.md    written by ``research.predict.model_card`` from results files
+  MODEL_CARD.md    written by ``research.release.model_card`` from results files
 
 Loading needs neither orbax nor any training code: the bytes are restored without a target.
 """
@@ -24,11 +24,12 @@ import flax.serialization
 import ml_collections
 import numpy as np
 
+from research.configs.experiments import RELEASE_DIR
 from research.models.factory import create_model
 
 PARAMS_FILE = "params.msgpack"
 # The release the prediction command uses by default: committed in this repository.
-DEFAULT_RELEASE = Path(__file__).resolve().parents[2] / "results" / "models" / "cnn_ensemble"
+DEFAULT_RELEASE = Path(__file__).resolve().parents[2] / RELEASE_DIR
 MAX_RELEASE_BYTES = 25_000_000  # issue 5: the shipped checkpoint is at most 25 MB
 
 
@@ -68,7 +69,7 @@ def ensemble_bytes(members: list[dict], weights: list[float]) -> bytes:
 
 
 def load_release(directory: str | Path) -> Release:
-    """Load a release folder written by ``research.predict.export.export_release``.
+    """Load a release folder written by ``research.release.export.export_release``.
 
     Checks that the params file matches the sha256 recorded in metadata.json.
     """

@@ -15,13 +15,12 @@ import pandas as pd
 from flax import jax_utils
 from tqdm import tqdm
 
-from research import checkpoints
-from research.data import pipeline
-from research.data import protocol as run_data
+from research.data import pipeline, protocol
 from research.inference import predict_rows
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
+from research.runs import checkpoints
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
 from research.training.steps import AXIS, loss_sums_step, replicate, train_step
@@ -119,12 +118,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     commit = git_commit()  # the code that runs is the code at start, whatever happens meanwhile
     write_json(workdir / "config.json", config.to_dict())
     devices = local_devices(config)
-    cached = run_data.open_protocol(config, data)
+    cached = protocol.open_protocol(config, data)
     train_rows, train_table = cached.split("train")
     val_rows, val_table = cached.split("val")
-    train_rows = run_data.subset(train_rows, config.data.max_train_images)
+    train_rows = protocol.subset(train_rows, config.data.max_train_images)
     train_table = train_table.iloc[: len(train_rows)]
-    val_rows = run_data.subset(val_rows, config.data.max_eval_images)
+    val_rows = protocol.subset(val_rows, config.data.max_eval_images)
     val_table = val_table.iloc[: len(val_rows)]
     steps_per_epoch = len(train_rows) // config.batch_size
     if steps_per_epoch == 0:

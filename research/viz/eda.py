@@ -21,13 +21,13 @@ from PIL import Image
 
 from research.data.archive import data_checksum, iter_files
 from research.data.cleaning import EXCLUDED
-from research.data.labels import AGE_GROUPS, GENDERS, MISSING, RACES, age_group
 from research.outputs import save_figure, write_csv, write_json
 from research.provenance import provenance
+from research.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS, MISSING, age_group
 
 UNKNOWN = "unknown"
 GENDER_ORDER = [*GENDERS.values(), UNKNOWN]
-ETHNICITY_ORDER = [*RACES.values(), UNKNOWN]
+ETHNICITY_ORDER = [*ETHNICITIES.values(), UNKNOWN]
 AGE_GROUP_ORDER = [label for label, _, _ in AGE_GROUPS] + [UNKNOWN]
 # Calendar decades (0-9, 10-19, ...) and ten-year bins from the youngest UTKFace age (1-10,
 # 11-20, 21-30, ...): the second holds the "21-30" bin usually quoted for UTKFace.
@@ -48,7 +48,7 @@ def labelled(manifest: pd.DataFrame) -> pd.DataFrame:
     """Manifest plus ordered categorical gender, ethnicity and age-group columns (-1 -> 'unknown')."""
     frame = manifest.copy()
     frame["gender_label"] = pd.Categorical(frame["gender"].map(GENDERS).fillna(UNKNOWN), GENDER_ORDER)
-    frame["ethnicity"] = pd.Categorical(frame["race"].map(RACES).fillna(UNKNOWN), ETHNICITY_ORDER)
+    frame["ethnicity"] = pd.Categorical(frame["race"].map(ETHNICITIES).fillna(UNKNOWN), ETHNICITY_ORDER)
     groups = [UNKNOWN if age == MISSING else age_group(age) for age in frame["age"]]
     frame["age_group"] = pd.Categorical(groups, AGE_GROUP_ORDER)
     return frame
@@ -351,7 +351,7 @@ def explore(manifest: pd.DataFrame, data: Path, out: Path, seed: int, grid: tupl
     tables = {
         "decade_counts": decade_counts(kept), "age_group_counts": age_group_counts(kept),
         "gender_counts": category_counts(kept, "gender_label", "gender", GENDERS),
-        "ethnicity_counts": category_counts(kept, "ethnicity", "race", RACES),
+        "ethnicity_counts": category_counts(kept, "ethnicity", "race", ETHNICITIES),
         "gender_by_ethnicity": gender_by_ethnicity(kept), "age_stats_by_group": age_stats_by_group(kept),
         "before_after": before_after(frame), "status_counts": status_counts(frame),
     }

@@ -1,7 +1,7 @@
 """Orbax checkpoints of a run: ``last`` (every epoch) and ``best`` (lowest validation age MAE).
 
-Lives outside ``training`` so that evaluation and prediction can load a model without
-importing the training loop.
+Lives with the run folder, outside ``training``, so that evaluation and release can restore a
+model without importing the training loop.
 """
 
 from __future__ import annotations
@@ -34,13 +34,18 @@ def latest_step(directory: Path) -> int | None:
         return manager.latest_step()
 
 
-def restore(directory: Path, target: Any) -> tuple[Any, dict]:
-    """Restore the newest checkpoint into the structure of ``target``; returns (state, meta)."""
+def restore(directory: Path, target: Any = None) -> tuple[Any, dict]:
+    """Restore the newest checkpoint; returns (state, meta).
+
+    With ``target`` the state comes back in its structure (a train state to resume); without, as
+    the nested dictionaries of arrays it was saved as (enough to read params for inference).
+    """
     step = latest_step(directory)
     if step is None:
         raise FileNotFoundError(f"no checkpoint under {directory}; train the run first (scripts/train.py)")
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, jax.device_get(target))
+    state_args = (ocp.args.StandardRestore() if target is None else ocp.args.StandardRestore(
+        jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, jax.device_get(target))))
     with _manager(directory) as manager:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        restored = manager.restore(step, args=ocp.args.Composite(state=state_args,
+                                                                 meta=ocp.args.JsonRestore()))
     return restored["state"], dict(restored["meta"])

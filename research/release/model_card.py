@@ -1,8 +1,10 @@
 """The release model's card, rendered from results files only (no number is typed by hand).
 
 Inputs: the release metadata (test metrics with bootstrap intervals from metrics_test.json), the
-release config, the run's predictions_test.csv, and its breakdowns folder (by_group.csv,
-fairness_gaps.csv, challenge_by_group.csv).
+release config (architecture, initialisation, input size), the run folders (predictions_test.csv,
+each member's device), the breakdowns folder (by_group.csv, fairness_gaps.csv,
+challenge_by_group.csv) and the split summary (protocol shares). It can be re-rendered from a
+release folder without its checkpoints: ``write_card``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from research.configs.predict import get_config
+from research.evaluation.breakdowns import INTERVAL_METHODS
+from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS, FRICTION_YOUNG
+from research.models.factory import describe_architecture, describe_initialisation
 from research.predict.estimate import id_check
+from research.runs.folder import RunFolder
+from research.vocabulary import CHALLENGE_AGE, MINORS, PROTOCOLS, YOUNG_ADULTS, band_label, in_band
 
 METRIC_LABELS = {
     "age_mae": ("Age MAE (years)", 1.0, 2),
@@ -22,9 +29,12 @@ METRIC_LABELS = {
     "gender_accuracy": ("Gender accuracy (%)", 100.0, 1),
     "gender_auc": ("Gender ROC AUC", 1.0, 3),
     "ethnicity_accuracy": ("Ethnicity accuracy (%)", 100.0, 1),
-    "challenge25_fpr_13_17": ("Challenge 25: 13-17 year-olds let through (%)", 100.0, 1),
-    "challenge25_friction_18_24": ("Challenge 25: 18-24 year-olds asked for ID (%)", 100.0, 1),
-    "challenge25_friction_25plus": ("Challenge 25: 25+ year-olds asked for ID (%)", 100.0, 1),
+    f"challenge{CHALLENGE_AGE}_{FPR_MINORS}": (
+        f"Challenge {CHALLENGE_AGE}: {band_label(MINORS)} year-olds let through (%)", 100.0, 1),
+    f"challenge{CHALLENGE_AGE}_{FRICTION_YOUNG}": (
+        f"Challenge {CHALLENGE_AGE}: {band_label(YOUNG_ADULTS)} year-olds asked for ID (%)", 100.0, 1),
+    f"challenge{CHALLENGE_AGE}_{FRICTION_ADULTS}": (
+        f"Challenge {CHALLENGE_AGE}: {CHALLENGE_AGE}+ year-olds asked for ID (%)", 100.0, 1),
 }
 
 
@@ -53,9 +63,11 @@ def group_table(by_group: pd.DataFrame, group_type: str) -> str:
     return "\n".join(rows)
 
 
-def challenge_table(challenge: pd.DataFrame, threshold: int = 25) -> str:
+def challenge_table(challenge: pd.DataFrame, threshold: int = CHALLENGE_AGE) -> str:
     part = challenge[challenge["threshold"] == threshold]
-    rows = ["| group | minors (13-17) n | minors let through % [95%] | 18-24 asked % | 25+ asked % [95%] |",
+    minors, young = band_label(MINORS), band_label(YOUNG_ADULTS)
+    rows = [f"| group | minors ({minors}) n | minors let through % [95%] | {young} asked % | "
+            f"{CHALLENGE_AGE}+ asked % [95%] |",
             "|---|---|---|---|---|"]
     for r in part.itertuples():
         rows.append(f"| {r.group} | {r.n_13_17} | {100 * r.fpr_13_17:.1f} [{100 * r.fpr_13_17_low:.1f}, "
@@ -75,31 +87,33 @@ def bias_findings(by_group: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.Data
                      f"n={r.best_n}); gap {r.mae_gap:.2f} [{r.mae_gap_low:.2f}, {r.mae_gap_high:.2f}], "
                      f"{separate}.")
     ages = by_group[by_group["group_type"] == "age_group"].set_index("group")["mean_signed_error"]
-    if "13-17" in ages:
+    minors = band_label(MINORS)
+    if minors in ages:
         lines.append(f"Mean signed error by age group runs from {ages.max():+.2f} years ({ages.idxmax()}) to "
-                     f"{ages.min():+.2f} years ({ages.idxmin()}); 13-17 year-olds are estimated "
-                     f"{ages['13-17']:+.2f} years off on average, which is what lets minors through "
+                     f"{ages.min():+.2f} years ({ages.idxmin()}); {minors} year-olds are estimated "
+                     f"{ages[minors]:+.2f} years off on average, which is what lets minors through "
                      "an age check.")
-    c25 = challenge[(challenge["threshold"] == 25) & (challenge["group_type"] != "overall")]
-    worst = c25.iloc[c25["fpr_13_17"].argmax()]
-    lines.append(f"At Challenge 25 the share of minors let through is highest for {worst.group} "
+    c25 = challenge[(challenge["threshold"] == CHALLENGE_AGE) & (challenge["group_type"] != "overall")]
+    worst = c25.iloc[c25[FPR_MINORS].argmax()]
+    lines.append(f"At Challenge {CHALLENGE_AGE} the share of minors let through is highest for {worst.group} "
                  f"({100 * worst.fpr_13_17:.1f}% [{100 * worst.fpr_13_17_low:.1f}, "
                  f"{100 * worst.fpr_13_17_high:.1f}], only {worst.n_13_17} minors in the test split).")
     return lines
 
 
-def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: float = 25,
+def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: float = CHALLENGE_AGE,
                        zs: tuple[float, ...] = (0.0, 0.5, 1.0)) -> str:
     """Challenge-N rates on the test split under the prediction command's rule, for several
     interval widths z (the command's default marked)."""
     age, std, pred = predictions["age"], predictions["age_std"], predictions["pred_age"]
-    lines = ["| interval z | rule | 13-17 let through % | 18-24 asked % | 25+ asked % |",
-             "|---|---|---|---|---|"]
+    lines = [f"| interval z | rule | {band_label(MINORS)} let through % | "
+             f"{band_label(YOUNG_ADULTS)} asked % | {CHALLENGE_AGE}+ asked % |", "|---|---|---|---|---|"]
+    bands = (in_band(age, MINORS).to_numpy(), in_band(age, YOUNG_ADULTS).to_numpy(),
+             (age >= CHALLENGE_AGE).to_numpy())
     for z in sorted({*zs, default_z}):
         ask = id_check(pred.to_numpy(float), std.to_numpy(float), z, challenge)
         shares = [100 * (~ask[band]).mean() if i == 0 else 100 * ask[band].mean()
-                  for i, band in enumerate((age.between(13, 17).to_numpy(), age.between(18, 24).to_numpy(),
-                                            (age >= 25).to_numpy()))]
+                  for i, band in enumerate(bands)]
         rule = "estimate below N" if z == 0 else f"estimate or estimate - {z:g} sd below N"
         mark = " (command default)" if z == default_z else ""
         lines.append(f"| {z:g}{mark} | {rule} | {shares[0]:.1f} | {shares[1]:.1f} | {shares[2]:.1f} |")
@@ -112,10 +126,11 @@ def interval_choice_line(point: dict | None) -> str:
         return ""
     val, test = point["validation"], point["test"]
     return (f"On the validation split the smallest z that lets at most "
-            f"{100 * point['max_minor_pass_rate']:.0f}% of 13-17 year-olds through is {point['z']:g} "
-            f"(validation: {100 * val['fpr_13_17']:.1f}% let through, {100 * val['friction_25plus']:.1f}% "
-            f"of adults 25+ asked; test: {100 * test['fpr_13_17']:.1f}% and "
-            f"{100 * test['friction_25plus']:.1f}%). The command's default (research/configs/predict.py) "
+            f"{100 * point['max_minor_pass_rate']:.0f}% of {band_label(MINORS)} year-olds through is "
+            f"{point['z']:g} (validation: {100 * val[FPR_MINORS]:.1f}% let through, "
+            f"{100 * val[FRICTION_ADULTS]:.1f}% of adults {CHALLENGE_AGE}+ asked; test: "
+            f"{100 * test[FPR_MINORS]:.1f}% and {100 * test[FRICTION_ADULTS]:.1f}%). "
+            "The command's default (research/configs/predict.py) "
             f"is {get_config().interval_z:g}.")
 
 
@@ -124,58 +139,83 @@ def _per_member(metadata: dict) -> str:
     return f" ({count} members of {metadata['num_parameters'] // count:,})" if count > 1 else ""
 
 
-def source_lines(metadata: dict, config: dict) -> list[str]:
-    """Where the weights come from: the run, or each member of an ensemble with its weight."""
+def _device(run: Path) -> str:
+    summary = RunFolder(run).summary()
+    if summary["device_kind"] == "cpu":
+        return f"the CPU ({summary['num_devices']} XLA host devices)"
+    return f"{summary['num_devices']} x {summary['device_kind']}"
+
+
+def source_lines(metadata: dict, config: dict, run: Path) -> list[str]:
+    """Where the weights come from: the run, or each member of an ensemble with its weight; the
+    device each was trained on is read from its run folder's summary.json."""
     src = metadata["source_run"]
     members = src.get("members")
     if not members:
         return [f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
-                f"{src['epochs']} epochs on CPU, best epoch {src['best_epoch']} by validation age MAE."]
+                f"{src['epochs']} epochs on {_device(run)}, best epoch {src['best_epoch']} by validation "
+                "age MAE."]
     how = ("with equal weights" if config["ensemble"]["weighting"] == "equal" else
            "with the weights below, chosen on the validation split by greedy selection (scripts/ensemble.py)")
     lines = [f"- An ensemble of {len(members)} networks of this architecture trained from different seeds "
              f"(ensemble run `{src['path']}`): their age distributions are mixed and their gender and "
              f"ethnicity probabilities averaged {how}. Members:"]
     lines += [f"  - `{m['name']}` weight {m['weight']:.2f}: trained at commit `{m['trained_at_commit']}`, "
-              f"{m['epochs']} epochs on CPU, best epoch {m['best_epoch']} by validation age MAE"
-              for m in members]
+              f"{m['epochs']} epochs on {_device(Path(run).parent / m['name'])}, "
+              f"best epoch {m['best_epoch']} by validation age MAE" for m in members]
     return lines
 
 
-def render(metadata: dict, config: dict, run: Path, breakdowns: Path) -> str:
-    """The Markdown model card."""
+def split_line(protocol: str, split_summary: dict, source: dict, n_test: int) -> str:
+    """The protocol, its split shares and sizes (read from results/splits/summary.json)."""
+    sizes = split_summary[protocol]["sizes"]
+    total = sum(sizes.values())
+    shares = "/".join(f"{100 * sizes[k] / total:.0f}" for k in ("train", "val", "test"))
+    return (f"- Protocol `{protocol}`: {PROTOCOLS[protocol]}; train/validation/test {shares} "
+            f"(split sha256 `{source['split_sha256'][:12]}…`), {source['train_images']} training images, "
+            f"{n_test} test images.")
+
+
+def model_lines(metadata: dict, config: dict, chip_size: int) -> list[str]:
+    """Architecture, initialisation, input and size of the released network, from its config."""
+    size = config["image_size"]
+    tta = ("; predictions average the image and its mirror image" if config["eval"]["tta_flip"] else "")
+    return [f"- Architecture: {describe_architecture(config['model'])}.",
+            f"- Initialisation: {describe_initialisation(config['model'])}.",
+            f"- Input: a {chip_size}x{chip_size} face chip aligned on 5 landmarks (as UTKFace crops), "
+            f"resized to {size}x{size}{tta}.",
+            f"- Parameters: {metadata['num_parameters']:,}{_per_member(metadata)}; "
+            f"file `{metadata['params_file']}` "
+            f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`."]
+
+
+def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summary: dict) -> str:
+    """The Markdown model card; every fact from the release's config and metadata, the run folders,
+    the breakdowns and the split summary."""
     by_group = pd.read_csv(Path(breakdowns) / "by_group.csv")
     gaps = pd.read_csv(Path(breakdowns) / "fairness_gaps.csv")
     challenge = pd.read_csv(Path(breakdowns) / "challenge_by_group.csv")
-    cfg, src, test = config, metadata["source_run"], metadata["test_metrics"]
+    predict = get_config()
+    src, test = metadata["source_run"], metadata["test_metrics"]
     op = metadata.get("operating_point") or {}
     op_line = (f"The operating point chosen on validation for at most {100 * op['max_minor_pass_rate']:.0f}% "
                f"of minors let through is an estimate threshold of {op['threshold']:g}; on test it lets "
-               f"{100 * op['test']['fpr_13_17']:.1f}% of minors through and asks "
-               f"{100 * op['test']['friction_25plus']:.1f}% of adults 25+ for ID.") if op else ""
-    width = ", ".join(str(w) for w in cfg["model"]["widths"])
+               f"{100 * op['test'][FPR_MINORS]:.1f}% of minors through and asks "
+               f"{100 * op['test'][FRICTION_ADULTS]:.1f}% of adults {CHALLENGE_AGE}+ for ID.") if op else ""
+    size = config["image_size"]
     return "\n".join([
         f"# Model card: {metadata['name']}",
         "",
         "Generated by `scripts/export_model.py` from results files; do not edit by hand.",
         "",
         "## Model",
-        f"- Architecture: CNN, stages of width {width}, {cfg['model']['convs_per_stage']} 3x3 convolutions "
-        f"per stage (BatchNorm, ReLU, max-pool), global average pooling; heads for age (distribution "
-        f"over 0-116 years), gender (2 classes) and ethnicity (5 classes).",
-        f"- Input: a 200x200 face chip aligned on 5 landmarks (as UTKFace crops), resized to "
-        f"{cfg['image_size']}x{cfg['image_size']}; predictions average the image and its mirror image.",
-        f"- Parameters: {metadata['num_parameters']:,}{_per_member(metadata)}; "
-        f"file `{metadata['params_file']}` "
-        f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`.",
-        *source_lines(metadata, config),
+        *model_lines(metadata, config, predict.chip_size),
+        *source_lines(metadata, config, run),
         "",
         "## Data and protocol",
         "- UTKFace \"Aligned & Cropped Faces\", after cleaning (corrupt files, malformed labels, duplicates "
         "and duplicates with conflicting labels removed; see results/cleaning/).",
-        f"- Protocol `{src['protocol']}`: stratified 70/10/20 split "
-        f"(split sha256 `{src['split_sha256'][:12]}…`), "
-        f"{src['train_images']} training images, {test['n']} test images.",
+        split_line(src["protocol"], split_summary, src, test["n"]),
         f"- Metrics on the test split with {100 * test['level']:.0f}% percentile bootstrap intervals "
         f"({test['resamples']} resamples).",
         "",
@@ -184,19 +224,20 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path) -> str:
         "",
         op_line,
         "",
-        "## Challenge 25 by group (test split)",
-        "An ID check is asked when the estimated age is below 25. Intervals here are from the "
-        "breakdowns (rows resampled within each group), so the overall row differs slightly from above.",
+        f"## Challenge {CHALLENGE_AGE} by group (test split)",
+        f"An ID check is asked when the estimated age is below {CHALLENGE_AGE}. Intervals here are "
+        f"{INTERVAL_METHODS['challenge_by_group']} (from the breakdowns), so the overall row differs "
+        "slightly from the bootstrap interval above.",
         "",
         challenge_table(challenge),
         "",
         "## What the prediction command decides (test split)",
         "The tables above score the estimate alone. `scripts/predict.py` also asks for ID when the "
         "lower end of the age interval is below N, which lets fewer minors through and asks many more "
-        "adults; `--interval-z` sets the width (0: the estimate alone). Rates at N = 25 on the test "
-        "split, from the run's predictions_test.csv:",
+        f"adults; `--interval-z` sets the width (0: the estimate alone). Rates at N = {CHALLENGE_AGE} on "
+        "the test split, from the run's predictions_test.csv:",
         "",
-        command_rule_table(pd.read_csv(Path(run) / "predictions_test.csv"), get_config().interval_z),
+        command_rule_table(RunFolder(run).predictions("test"), predict.interval_z),
         "",
         interval_choice_line(metadata.get("interval_operating_point")),
         "",
@@ -212,19 +253,20 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path) -> str:
         group_table(by_group, "age_group"),
         "",
         "## Intended use",
-        "- Decision support for staff doing ID checks at a till (Challenge 25): the model suggests "
-        "asking for ID; a person decides. It is **not** an automated age gate and must not refuse or "
-        "admit anyone on its own.",
+        f"- Decision support for staff doing ID checks at a till (Challenge {CHALLENGE_AGE}): the model "
+        "suggests asking for ID; a person decides. It is **not** an automated age gate and must not refuse "
+        "or admit anyone on its own.",
         "- The age interval that `scripts/predict.py` reports is the spread of the model's own age "
-        f"distribution (estimate ± z sd, z = {get_config().interval_z:g} by default), not a calibrated "
+        f"distribution (estimate ± z sd, z = {predict.interval_z:g} by default), not a calibrated "
         "confidence interval.",
         "",
         "## Limits",
         "- UTKFace is scraped from the web; ages are partly estimated by annotators, ethnicity labels are "
         "five coarse classes, and children, the very old and the `Others` group are few. Errors differ "
         "by group as shown above.",
-        "- Trained on 64 px chips of mostly frontal faces: profile views, occlusion, heavy make-up, poor "
-        "light and faces smaller than about 80 px in the photo (missed by the HOG detector) are not covered.",
+        f"- Trained on {size} px chips of mostly frontal faces: profile views, occlusion, heavy make-up, "
+        "poor light and faces smaller than about 80 px in the photo (missed by the HOG detector) are not "
+        "covered.",
         "- Licence: UTKFace is for non-commercial research only, so this model is too.",
         "",
     ])

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from research.predict.estimate import chips_to_inputs
-from research.predict.run import Predictor
+from research.predict.pipeline import Predictor
 
 PHOTO_SIZE = (640, 480)
 TARGET_P50_MS = 50.0  # issue 7: per 640x480 photo on this CPU

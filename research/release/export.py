@@ -1,7 +1,7 @@
 """Export a trained run's best checkpoint, or an ensemble run's members' best checkpoints, as a
 release folder (see ``research.predict.release``).
 
-Only this module touches orbax (through ``research.evaluation.predict.load_run``); the release it
+Only this module touches orbax (through ``research.runs.restore.load_run``); the release it
 writes is loaded without orbax and without training code.
 """
 
@@ -14,9 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from research.evaluation.predict import load_run
 from research.outputs import atomic_path, write_json
-from research.predict import model_card
 from research.predict.release import (
     MAX_RELEASE_BYTES,
     PARAMS_FILE,
@@ -25,6 +23,9 @@ from research.predict.release import (
     params_bytes,
 )
 from research.provenance import provenance
+from research.release import model_card
+from research.runs.folder import RunFolder
+from research.runs.restore import load_run
 
 # Test metrics that the metadata carries, each with its bootstrap interval when metrics_test.json has one.
 RELEASE_METRICS = ("age_mae", "age_rmse", "age_median_ae", "age_mean_signed_error", "gender_accuracy",
@@ -136,7 +137,18 @@ def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
     exported = jax.tree_util.tree_leaves(inference)
     if not all(np.array_equal(a, b) for a, b in zip(restored, exported, strict=True)):
         raise AssertionError(f"{out / PARAMS_FILE} does not load back to the exported arrays")
-    breakdowns = breakdowns or run.parents[1] / "breakdowns" / run.name
-    with atomic_path(out / "MODEL_CARD.md") as tmp:
-        tmp.write_text(model_card.render(metadata, config, run, breakdowns))
+    write_card(out, run, breakdowns)
     return metadata
+
+
+def write_card(release: Path, run: Path, breakdowns: Path | None = None) -> Path:
+    """(Re)write ``release``/MODEL_CARD.md from the release folder's config and metadata and the
+    results files of ``run`` (no checkpoint needed)."""
+    release, folder = Path(release), RunFolder(run)
+    config = json.loads((release / "config.json").read_text())
+    metadata = json.loads((release / "metadata.json").read_text())
+    split_summary = json.loads((Path(config["data"]["split_dir"]) / "summary.json").read_text())
+    card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary)
+    with atomic_path(release / "MODEL_CARD.md") as tmp:
+        tmp.write_text(card)
+    return release / "MODEL_CARD.md"

@@ -24,12 +24,13 @@ from tqdm import tqdm
 
 from research.data import archive
 from research.data.cache import decode_resize
-from research.data.labels import AGE_GROUPS, age_group
 from research.data.locate import locate_dataset
+from research.evaluation.bootstrap import bootstrap_means, percentile_interval
 from research.outputs import write_csv, write_json
 from research.predict.estimate import chips_to_inputs
-from research.predict.run import Predictor
+from research.predict.pipeline import Predictor
 from research.provenance import provenance
+from research.vocabulary import AGE_GROUPS, age_group
 
 CANVAS = (640, 480)
 SCALE_RANGE = (0.8, 2.0)  # pasted crop side / 200 px
@@ -113,9 +114,7 @@ def paired_mae_difference(true: np.ndarray, full: np.ndarray, direct: np.ndarray
                           seed: int) -> list[float]:
     """95% percentile bootstrap interval of MAE(full) - MAE(direct), images resampled in pairs."""
     diff = np.abs(full - true) - np.abs(direct - true)
-    rng = np.random.default_rng(seed)
-    means = [diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(resamples)]
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return percentile_interval(bootstrap_means(diff, resamples, np.random.default_rng(seed)), 0.95)
 
 
 def padding_summary(frame: pd.DataFrame, padding: float, resamples: int = 1000, seed: int = 0) -> dict:
