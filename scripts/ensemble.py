@@ -16,9 +16,9 @@ from pathlib import Path
 
 from research.evaluation.ensemble import average_predictions, greedy_weights, subset_scores
 from research.evaluation.prediction_table import read_predictions
-from research.evaluation.tables import run_seconds
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
+from research.report.tables import run_seconds
 
 
 def main() -> None:
