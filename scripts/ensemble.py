@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 
 from research.evaluation.ensemble import average_predictions, greedy_weights, subset_scores
-from research.evaluation.tables import run_seconds
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
-from research.runs.folder import read_predictions
+from research.runs.folder import read_predictions, run_seconds
 
 
 def main() -> None:

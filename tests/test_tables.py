@@ -7,7 +7,8 @@ import pytest
 from test_metrics import random_predictions
 
 from research.evaluation.metrics import evaluate_predictions
-from research.evaluation.tables import headline_table, run_seconds, timings_table, to_markdown
+from research.report.tables import headline_table, timings_table, to_markdown
+from research.runs.folder import run_seconds
 
 
 def write_run(folder, summary, seed):
@@ -23,24 +24,23 @@ def test_headline_table_rows_for_trained_runs_and_ensembles(tmp_path):
     runs = tmp_path / "runs"
     trained = {"protocol": "utkface", "profile": "cpu", "image_size": 64, "epochs": 3, "device_kind": "cpu",
                "num_devices": 2, "wall_time_s": 120.0, "train_seconds_all_epochs": 180.0}
-    metrics = write_run(runs / "cnn_baseline", trained, seed=0)
-    write_run(runs / "ensemble", {"kind": "ensemble", "protocol": "utkface", "members": ["a", "b"],
-                                  "image_size": "200+64", "device_kind": "gpu+cpu", "wall_time_s": 600.0},
-              seed=1)
-    table = headline_table(runs).set_index("run")
-    assert list(table.index) == ["cnn_baseline", "ensemble"]
-    assert table.loc["cnn_baseline", "age_MAE"].startswith(f"{metrics['age_mae']:.2f} [")
-    assert table.loc["cnn_baseline", "train_minutes"] == 3.0  # resumed run: the sum of its epochs
-    assert table.loc["ensemble", "profile"] == "ensemble of a + b"
-    assert table.loc["ensemble", "train_minutes"] == 10.0
-    assert "| cnn_baseline |" in to_markdown(table.reset_index())
-    stages = timings_table(tmp_path)["stage"].tolist()
-    assert stages == ["train cnn_baseline (cpu profile)"]  # the ensemble trained nothing itself
+    metrics = write_run(runs / "base", trained, seed=0)
+    write_run(runs / "mix", {"kind": "ensemble", "protocol": "utkface", "members": ["a", "b"],
+                             "image_size": "200+64", "device_kind": "gpu+cpu", "wall_time_s": 600.0}, seed=1)
+    table = headline_table(runs, ("base", "absent", "mix")).set_index("run")
+    assert list(table.index) == ["base", "mix"]  # the given order; runs without metrics left out
+    assert table.loc["base", "age_MAE"].startswith(f"{metrics['age_mae']:.2f} [")
+    assert table.loc["base", "train_minutes"] == 3.0  # resumed run: the sum of its epochs
+    assert table.loc["mix", "profile"] == "ensemble of a + b"
+    assert table.loc["mix", "train_minutes"] == 10.0
+    assert "| base |" in to_markdown(table.reset_index())
+    stages = timings_table(tmp_path, ("base", "mix"), seeds=())["stage"].tolist()
+    assert stages == ["train base (cpu profile)"]  # the ensemble trained nothing itself
     assert run_seconds(trained) == pytest.approx(180.0)
 
 
 def test_comparison_and_ablation_tables_say_how_to_make_missing_inputs(tmp_path):
-    from research.evaluation.tables import ablations_markdown_table, comparison_table
+    from research.report.tables import ablations_markdown_table, comparison_table
 
     assert "make peer" in to_markdown(comparison_table(tmp_path))
     assert "make ablations" in to_markdown(ablations_markdown_table(tmp_path))
@@ -57,20 +57,22 @@ def test_comparison_and_ablation_tables_say_how_to_make_missing_inputs(tmp_path)
 
 
 def test_seed_table_lists_each_seed_and_their_mean_and_sd(tmp_path):
-    from research.evaluation.tables import seed_runs, seed_table
+    from research.report.tables import seed_runs, seed_table
 
     runs = tmp_path / "runs"
-    assert "SEED_RUNS" in to_markdown(seed_table(runs))  # nothing trained yet: says how
+    seeds = ("base_s2", "base_s3", "base_s10")
+    assert "SEED_RUNS" in to_markdown(seed_table(runs, "base", seeds))  # nothing trained yet: says how
     maes = {}
-    for name, seed in (("cnn_baseline", 0), ("cnn_baseline_s2", 2), ("cnn_baseline_s10", 10)):
+    for name, seed in (("base", 0), ("base_s2", 2), ("base_s10", 10)):
         summary = {"config": {"seed": seed}, "best_val": {"age_mae": 5.0 + seed / 10}, "wall_time_s": 60.0}
         maes[name] = write_run(runs / name, summary, seed=seed)["age_mae"]
-    (runs / "cnn_baseline_s3").mkdir()  # a run that never wrote its summary is not a seed run
-    (runs / "cnn_baseline_sx").mkdir()
-    assert seed_runs(runs, "cnn_baseline") == ["cnn_baseline_s2", "cnn_baseline_s10"]
-    table = seed_table(runs).set_index("run")
+    (runs / "base_s3").mkdir()  # a run that never wrote its summary is not a seed run yet
+    (runs / "base_s4").mkdir()
+    (runs / "base_s4" / "summary.json").write_text("{}")  # not registered: not a seed run
+    assert seed_runs(runs, seeds) == ["base_s2", "base_s10"]
+    table = seed_table(runs, "base", seeds).set_index("run")
     assert list(table["seed"]) == [0, 2, 10, "-"]
-    assert table.loc["cnn_baseline_s10", "val_age_MAE"] == "6.00"
+    assert table.loc["base_s10", "val_age_MAE"] == "6.00"
     values = pd.Series(list(maes.values()))
     assert table.loc["mean ± sd (3 seeds)", "test_age_MAE"] == f"{values.mean():.2f} ± {values.std():.2f}"
     assert table.loc["mean ± sd (3 seeds)", "train_minutes"] == "1.0 ± 0.0"
@@ -78,8 +80,22 @@ def test_seed_table_lists_each_seed_and_their_mean_and_sd(tmp_path):
 
 def test_weighted_ensemble_row_shows_its_weights(tmp_path):
     runs = tmp_path / "runs"
-    write_run(runs / "ensemble", {"kind": "ensemble", "protocol": "utkface", "members": ["a", "b"],
-                                  "weighting": "greedy", "weights": {"a": 0.75, "b": 0.25},
-                                  "image_size": "200+64", "device_kind": "gpu+cpu", "wall_time_s": 60.0},
-              seed=2)
-    assert headline_table(runs).loc[0, "profile"] == "ensemble of 0.75 a + 0.25 b"
+    write_run(runs / "mix", {"kind": "ensemble", "protocol": "utkface", "members": ["a", "b"],
+                             "weighting": "greedy", "weights": {"a": 0.75, "b": 0.25},
+                             "image_size": "200+64", "device_kind": "gpu+cpu", "wall_time_s": 60.0}, seed=2)
+    assert headline_table(runs, ("mix",)).loc[0, "profile"] == "ensemble of 0.75 a + 0.25 b"
+
+
+def test_default_tables_follow_the_registry():
+    from pathlib import Path
+
+    from research.configs import experiments
+    from research.report.tables import seed_table
+
+    runs = Path(__file__).resolve().parents[1] / "results" / "runs"
+    found = [n for n in experiments.HEADLINE if (runs / n / "metrics_test.json").is_file()]
+    assert list(headline_table(runs)["run"]) == found
+    seeds = seed_table(runs)
+    if "seed" in seeds:
+        assert list(seeds["run"][:-1]) == [n for n in (experiments.SEED_BASE, *experiments.SEED_RUNS)
+                                           if (runs / n / "metrics_test.json").is_file()]

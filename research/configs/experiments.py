@@ -86,7 +86,8 @@ HEADLINE = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask_cpu", "resnet50_
 PEER_COMPARED = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
 # The report's main model (the design's ResNet-50), its baseline and the reduced CPU run.
 MAIN_RUN, BASELINE_RUN, REDUCED_RUN = "resnet50_multitask", "cnn_baseline", "resnet50_multitask_cpu"
-CORAL_MAIN_RUN = "resnet50_multitask_coral"
+# The main run and the baseline on the coral split.
+CORAL_MAIN_RUN, CORAL_BASELINE_RUN = "resnet50_multitask_coral", "cnn_baseline_coral"
 HEADLINE_ENSEMBLE = "ensemble"
 
 

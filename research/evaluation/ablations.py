@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from research.evaluation.tables import run_seconds
+from research.runs.folder import run_seconds
 
 METRICS = {"val_age_mae": "age_mae", "val_gender_accuracy": "gender_accuracy",
            "val_ethnicity_accuracy": "ethnicity_accuracy"}
@@ -80,9 +80,8 @@ def plot_ablations(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
             ax.text(0.99, i, "head off" if np.isnan(means[i]) else f"{means[i]:.2f}", va="center", ha="right",
                     transform=ax.get_yaxis_transform(), fontsize=8)
         finite = means[np.isfinite(means)]
-        if len(finite):
-            span = max(finite.max() - finite.min(), 0.05 * finite.max())  # one arm: a visible range
-            ax.set_xlim(max(finite.min() - 2 * span, 0), finite.max() + 0.6 * span)
+        if len(finite):  # bars start at zero, so their lengths compare; room on the right for the labels
+            ax.set_xlim(0, finite.max() * 1.2)
         ax.ticklabel_format(axis="x", useOffset=False)
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(y, table["arm"])

@@ -12,6 +12,7 @@ pandoc's markdown reads (headings, pipe tables with `: caption {#tbl-x}`, images
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,12 +109,21 @@ def substitute_inline(markdown: str, cell: nbformat.NotebookNode) -> str:
     return INLINE.sub(lambda m: m.group(1) + next(values), markdown)
 
 
+def kernel_env(root: Path) -> dict[str, str]:
+    """The kernel's environment: ``root`` first on PYTHONPATH, so that the report imports the
+    ``research`` package of the checkout it belongs to, not whichever one is installed."""
+    paths = [str(Path(root).resolve()), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def execute_qmd(qmd: Path, timeout: int = 600) -> str:
-    """Run the .qmd's code in a fresh python3 kernel (cwd: the .qmd's folder); return markdown."""
+    """Run the .qmd's code in a fresh python3 kernel (cwd: the .qmd's folder, the checkout's
+    package first on the path); return markdown."""
     chunks = parse_qmd(qmd.read_text())
     nb, index = build_notebook(chunks)
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(qmd.parent.resolve())}}).execute()
+                   resources={"metadata": {"path": str(qmd.parent.resolve())}}).execute(
+        env=kernel_env(qmd.resolve().parent.parent))
     parts = []
     for chunk, i in zip(chunks, index, strict=True):
         if chunk.kind == "markdown":

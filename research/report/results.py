@@ -50,13 +50,25 @@ class Results:
 
 
 def not_yet(command: str) -> Markdown:
+    """The line shown where a results file is missing: which command writes it."""
     return Markdown(f"**Not yet produced:** run `{command}`\n")
+
+
+def paragraph(text: str) -> Markdown:
+    """Generated prose as a markdown block."""
+    return Markdown(text.strip() + "\n")
+
+
+def blocks(*parts: Markdown | str | None) -> Markdown:
+    """Several markdown blocks (paragraphs, tables, figures) as one cell output; None is skipped."""
+    texts = [part.data if isinstance(part, Markdown) else part for part in parts if part is not None]
+    return Markdown("\n\n".join(text.strip("\n") for text in texts if text.strip()) + "\n")
 
 
 def table(frame: pd.DataFrame, caption: str, label: str) -> Markdown:
     """A pipe table with a caption and a label (both pandoc and Quarto read `: caption {#tbl-x}`)."""
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
-    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
+    header = "| " + " | ".join(_header(c) for c in frame.columns) + " |"
     # Dashes in proportion to each column's widest entry: pandoc sizes wide tables' columns so.
     widths = [min(max(3, len(str(c)), *(len(row[i]) for row in cells)), 40) + 2  # + cell padding
               for i, c in enumerate(frame.columns)]
@@ -69,6 +81,11 @@ def table(frame: pd.DataFrame, caption: str, label: str) -> Markdown:
 def _escape(text: str) -> str:
     """Captions are markdown: a literal '*' (as in results/runs/*/) must not open emphasis."""
     return text.replace("*", "\\*")
+
+
+def _header(name: object) -> str:
+    """A column name that may wrap after '_' (a zero-width space), never in the middle of a word."""
+    return _cell(name).replace("_", "_\u200b")
 
 
 def _cell(value: object) -> str:
@@ -92,6 +109,13 @@ def interval(value: float, low: float, high: float, scale: float = 1.0, digits: 
     if value != value:
         return "n/a"
     return f"{value * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def intervals(frame: pd.DataFrame, column: str, scale: float = 1.0, digits: int = 2,
+              low: str = "_low", high: str = "_high") -> list[str]:
+    """``interval`` of each row of ``frame``: ``column`` with ``column + low`` and ``column + high``."""
+    return [interval(value, lo, hi, scale, digits) for value, lo, hi in
+            zip(frame[column], frame[column + low], frame[column + high], strict=True)]
 
 
 def metric(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:

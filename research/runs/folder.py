@@ -36,6 +36,12 @@ def read_predictions(path: Path) -> pd.DataFrame:
     return frame
 
 
+def run_seconds(summary: dict) -> float:
+    """Training time of a run from its summary.json: a resumed run's wall time covers only its last
+    process, the sum of its epochs covers all of them."""
+    return max(summary["wall_time_s"], summary.get("train_seconds_all_epochs", 0.0))
+
+
 @dataclasses.dataclass(frozen=True)
 class RunFolder:
     """The files of one run folder; ``path`` need not exist yet."""

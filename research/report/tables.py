@@ -1,15 +1,18 @@
-"""The headline results table (README, report) built from the runs' metrics files."""
+"""The README's tables (headline, seeds, peer comparison, ablations, timings) from results files.
+
+Run names come from the registry (research/configs/experiments.py): the headline order is
+``experiments.HEADLINE``, the further seeds of the baseline ``experiments.SEED_RUNS``.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 
-RUNS = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask_cpu", "resnet50_multitask", "ensemble",
-        "cnn_baseline_coral", "resnet50_multitask_coral")
+from research.configs import experiments
+from research.runs.folder import run_seconds
 
 
 def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
@@ -17,32 +20,25 @@ def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> 
     return f"{metrics[name] * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
-def run_seconds(summary: dict) -> float:
-    """Training time of a run: a resumed run's wall time covers only its last process, the sum of
-    its epochs covers all of them."""
-    return max(summary["wall_time_s"], summary.get("train_seconds_all_epochs", 0.0))
-
-
 def _ensemble_profile(summary: dict) -> str:
+    """'ensemble of a + b', with each member's weight where the weights are not equal."""
     weights = summary.get("weights")
     if not weights or summary.get("weighting", "equal") == "equal":
         return "ensemble of " + " + ".join(summary["members"])
     return "ensemble of " + " + ".join(f"{weights[m]:.2f} {m}" for m in summary["members"])
 
 
-def seed_runs(runs_dir: Path, base: str) -> list[str]:
-    """Names of the further-seed runs of `base` (folders `<base>_s<k>` holding a summary.json)."""
-    pattern = re.compile(re.escape(base) + r"_s(\d+)$")
-    found = [(int(m.group(1)), d.name) for d in Path(runs_dir).glob(f"{base}_s*")
-             if (m := pattern.match(d.name)) and (d / "summary.json").is_file()]
-    return [name for _, name in sorted(found)]
+def seed_runs(runs_dir: Path, names: tuple[str, ...] = experiments.SEED_RUNS) -> list[str]:
+    """The registered further-seed runs (``names``, in registry order) whose folder holds a summary.json."""
+    return [name for name in names if (Path(runs_dir) / name / "summary.json").is_file()]
 
 
-def seed_table(runs_dir: Path, base: str = "cnn_baseline") -> pd.DataFrame:
+def seed_table(runs_dir: Path, base: str = experiments.SEED_BASE,
+               seeds: tuple[str, ...] = experiments.SEED_RUNS) -> pd.DataFrame:
     """The same config trained from different seeds: one row per tested run (validation MAE of the
     checkpoint that was tested, test metrics), then the mean and sample sd over them."""
     rows = []
-    for name in [base, *seed_runs(runs_dir, base)]:
+    for name in [base, *seed_runs(runs_dir, seeds)]:
         folder = Path(runs_dir) / name
         if not (folder / "metrics_test.json").is_file():
             continue
@@ -66,7 +62,7 @@ def seed_table(runs_dir: Path, base: str = "cnn_baseline") -> pd.DataFrame:
     return pd.concat([out, spread], ignore_index=True)
 
 
-def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame:
+def headline_table(runs_dir: Path, runs: tuple[str, ...] = experiments.HEADLINE) -> pd.DataFrame:
     """One row per run that has metrics_test.json: metrics with 95% bootstrap intervals."""
     rows = []
     for name in runs:
@@ -93,13 +89,15 @@ def headline_table(runs_dir: Path, runs: tuple[str, ...] = RUNS) -> pd.DataFrame
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
+    """A plain pipe table (the README's)."""
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
 
 
-def timings_table(results: Path) -> pd.DataFrame:
+def timings_table(results: Path, runs: tuple[str, ...] = experiments.HEADLINE,
+                  seeds: tuple[str, ...] = experiments.SEED_RUNS) -> pd.DataFrame:
     """Measured wall time of each stage and run, read from the files that recorded it."""
     rows = []
     for stage, path in (("cleaning", "cleaning/summary.json"), ("data visualization", "eda/summary.json")):
@@ -107,7 +105,7 @@ def timings_table(results: Path) -> pd.DataFrame:
         if file.is_file():
             rows.append({"stage": stage, "device": "CPU",
                          "minutes": round(json.loads(file.read_text())["wall_time_s"] / 60, 1)})
-    for name in (*RUNS, *seed_runs(Path(results) / "runs", "cnn_baseline")):
+    for name in (*runs, *seed_runs(Path(results) / "runs", seeds)):
         file = Path(results) / "runs" / name / "summary.json"
         if file.is_file():
             s = json.loads(file.read_text())

@@ -1,0 +1,275 @@
+"""The release model, the prediction pipeline's consistency check and its speed
+(results/models/<release>/metadata.json, results/predict/, results/bench/predict_latency.*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown
+
+from research.configs import experiments
+from research.report.results import Results, blocks, interval, not_yet, num, paragraph, pct, table
+
+METRIC_LABELS = {
+    "age_mae": "age MAE (years)",
+    "age_rmse": "age RMSE (years)",
+    "gender_accuracy": "gender accuracy %",
+    "ethnicity_accuracy": "ethnicity accuracy %",
+    "challenge25_fpr_13_17": "Challenge 25: 13-17 let through %",
+    "challenge25_friction_25plus": "Challenge 25: 25+ asked for ID %",
+}
+MEASURES = {
+    "photo_640x480": "whole photo (640x480)",
+    "detect_only": "detection + landmarks",
+    "align_only": "alignment",
+    "model_one_chip": "model, one chip",
+    "chips_batch32": "model, 32 chips per batch",
+}
+
+
+def shipped_release(results: Results) -> str | None:
+    """The release the prediction checks ran with, else the registry's; None if it is not exported."""
+    if results.exists("predict/summary.json"):
+        return Path(results.json("predict/summary.json")["release"]).name
+    return experiments.RELEASE if results.exists(f"models/{experiments.RELEASE}/metadata.json") else None
+
+
+def how_made(source: dict) -> str:
+    """How the release was trained: one run, or a mixture of members with their weights."""
+    members = source.get("members") or []
+    if not members:
+        return (
+            f"trained for {source['epochs']} epochs on the {num(source['train_images'])} training images of "
+            f"the "
+            f"{source['protocol']} split (best epoch {source['best_epoch']}, commit "
+            f"{source['trained_at_commit'][:10]})"
+        )
+    return (
+        f"a mixture of {len(members)} networks of one architecture ("
+        + ", ".join(f"{mb['name']} with weight {num(mb['weight'], 2)}" for mb in members)
+        + f"), each trained for {source['epochs']} epochs on the {num(source['train_images'])} training "
+          f"images of "
+        f"the {source['protocol']} split from its own seed (best epochs "
+        + ", ".join(str(mb["best_epoch"]) for mb in members)
+        + "); their predicted age distributions are "
+        "mixed exactly as in the ensembles above"
+    )
+
+
+def release_numbers(meta: dict) -> dict[str, str]:
+    """Name, size and checksum of the release."""
+    return {
+        "name": meta["name"],
+        "params": num(meta["num_parameters"]),
+        "mb": num(meta["params_bytes"] / 1e6, 1),
+        "sha": meta["params_sha256"],
+        "file": meta["params_file"],
+    }
+
+
+def release_section(results: Results) -> tuple[Markdown, dict[str, str]]:
+    """The release paragraph and its test metrics; its numbers ({} when not exported)."""
+    name = shipped_release(results)
+    if name is None:
+        return not_yet("python scripts/export_model.py"), {}
+    rel = f"models/{name}/metadata.json"
+    meta = results.json(rel)
+    rl, op, tm = release_numbers(meta), meta["operating_point"], meta["test_metrics"]
+    text = (
+        f"**Release model.** The released model is {rl['name']}: {rl['params']} parameters in `{rl['file']}` "
+        f"({rl['mb']} MB), {how_made(meta['source_run'])}. The folder `results/models/{name}` holds its "
+        f"weights, "
+        f"config and a generated MODEL_CARD.md; the weights' SHA-256 is\n`{rl['sha']}`.\n\n"
+        f"Its operating point for at most {pct(op['max_minor_pass_rate'], 0)} of minors let through, chosen "
+        f"on "
+        f"validation, is an estimate threshold of {num(op['threshold'], 0)}: on test it lets "
+        f"{pct(op['test']['fpr_13_17'])} of minors through and asks {pct(op['test']['friction_25plus'])} of "
+        f"adults "
+        "aged 25+ for ID."
+    )
+    rows = [
+        {
+            "metric": label,
+            "test value": interval(
+                tm["metrics"][k]["value"],
+                tm["metrics"][k]["low"],
+                tm["metrics"][k]["high"],
+                1 if k.startswith("age") else 100,
+                2 if k.startswith("age") else 1,
+            ),
+        }
+        for k, label in METRIC_LABELS.items()
+        if k in tm["metrics"]
+    ]
+    metrics = table(
+        pd.DataFrame(rows),
+        f"Release model {rl['name']} on the {num(tm['n'])} test images, with "
+        f"{pct(tm['level'], 0)} bootstrap intervals (results/{rel}).",
+        "release",
+    )
+    return blocks(paragraph(text), metrics), rl
+
+
+def consistency_section(results: Results) -> Markdown:
+    """Full path (detect, align, predict) against direct prediction on the dataset's crops."""
+    if not results.exists("predict/summary.json"):
+        return not_yet("python scripts/predict_consistency.py")
+    pred = results.json("predict/summary.json")
+    t = pred["test"]
+    lo, hi = t["mae_difference_interval"]
+    young = min(pred["test_detection_by_age_group"], key=lambda g: g["detection_rate"])
+    text = (
+        f"**Consistency check.** Does detection and alignment lose accuracy against the dataset's own crops? "
+        f"{num(t['images'])} test crops were pasted at scales "
+        f"{'-'.join(map(str, pred['chip_scale_range']))} into "
+        f"{'x'.join(map(str, pred['canvas']))} canvases and run through the full path (detector score at "
+        f"least "
+        f"{pred['min_detection_score_used']}, chip padding {pred['padding_used']}; validation, over "
+        f"{num(len(pred['val']))} values, chose {pred['padding_chosen_on_val']}). The detector found "
+        f"{num(t['detected'])} faces ({pct(t['detection_rate'])}); it misses most often in the "
+        f"{young['age_group']} "
+        f"group ({pct(young['detection_rate'])} of {num(young['images'])}). On the faces found, the full "
+        f"path's "
+        f"MAE is {num(t['mae_full_path'], 2)} years against {num(t['mae_direct'], 2)} when the model reads "
+        f"the same "
+        f"crops directly: a difference of {interval(t['mae_difference'], lo, hi)} years (paired bootstrap "
+        "interval), "
+        + (
+            "which includes zero: no measurable loss from detection and alignment. "
+            if lo <= 0 <= hi
+            else "which excludes zero. "
+        )
+        + f"Single estimates move by {num(t['mean_abs_estimate_difference'], 2)} years on average between "
+          f"the two "
+        f"paths, and the gender prediction agrees on {pct(t['gender_agreement'])} of faces. (The age "
+        f"interval the "
+        f"command reports is the estimate ± {pred['predict_config']['interval_z']} standard deviations of "
+        f"the "
+        "model's own age distribution, not a calibrated interval.)"
+    )
+    sweep = results.csv("predict/padding_sweep.csv")
+    shown = pd.DataFrame(
+        {
+            "padding": sweep["padding"].map(lambda x: num(x, 2)),
+            "detected": sweep["detection_rate"].map(pct),
+            "MAE full path": sweep["mae_full_path"].map(lambda x: num(x, 2)),
+            "MAE direct": sweep["mae_direct"].map(lambda x: num(x, 2)),
+            "difference": sweep["mae_difference"].map(lambda x: f"{x:+.2f}"),
+            "mean abs. change": sweep["mean_abs_estimate_difference"].map(lambda x: num(x, 2)),
+            "gender agrees": sweep["gender_agreement"].map(pct),
+        }
+    )
+    caption = (
+        f"Chip padding chosen on validation ({num(pred['val'][0]['images'])} images per value; "
+        "results/predict/padding_sweep.csv): the padding whose full-path estimates moved least from direct "
+        "prediction (smallest mean absolute change of the estimates) is chosen."
+    )
+    return blocks(paragraph(text), table(shown, caption, "padding"))
+
+
+def speed_numbers(lat: pd.DataFrame, record: dict) -> dict[str, object]:
+    """Latency and throughput of our pipeline and the peer's (results/bench/predict_latency.*)."""
+    at = lat.set_index(["model", "measure"])
+    peer = next(x for x in lat["model"].unique() if x != "ours")
+    target = record["targets"]["photo_p50_ms_at_most"]
+    p50, chip_ours, chip_peer = (
+        at.loc[("ours", "photo_640x480"), "p50_ms"],
+        at.loc[("ours", "chips_batch32"), "faces_per_s"],
+        at.loc[(peer, "chips_batch32"), "faces_per_s"],
+    )
+    return {
+        "p50": num(p50, 1),
+        "p95": num(at.loc[("ours", "photo_640x480"), "p95_ms"], 1),
+        "peer_p50": num(at.loc[(peer, "photo_640x480"), "p50_ms"], 1),
+        "target": num(target, 0),
+        "met_photo": p50 <= target,
+        "chip_ours": num(chip_ours, 0),
+        "chip_peer": num(chip_peer, 0),
+        "met_chip": chip_ours >= chip_peer,
+        "ratio": num(chip_peer / chip_ours, 1),
+        "peer": peer,
+        "cpus": record.get("cpu_count", "?"),
+        "load": record.get("load_average_1_5_15_min", {}).get("before", [float("nan")])[0],
+        "detect": num(at.loc[("ours", "detect_only"), "p50_ms"], 1),
+        "model1": num(at.loc[("ours", "model_one_chip"), "p50_ms"], 1),
+    }
+
+
+def speed_paragraph(lt: dict[str, object]) -> str:
+    """Whether the latency and throughput targets were met, and how busy the machine was."""
+    chips = (
+        "so that target is met too"
+        if lt["met_chip"]
+        else f"a factor of {lt['ratio']} short, so that target is missed"
+    )
+    load = (
+        f"The machine was busy (1-minute load average {num(lt['load'], 1)} before the measurement), so "
+        f"absolute "
+        "times are pessimistic"
+        if lt["load"] >= 1.0
+        else f"Nothing else ran on the machine (1-minute load average {num(lt['load'], 1)} before the "
+             f"measurement, the "
+        "tail of earlier work)"
+    )
+    return (
+        f"**Speed.** On this project's {lt['cpus']}-core CPU, one 640x480 photo with one face takes "
+        f"{lt['p50']} ms "
+        f"at the median and {lt['p95']} ms at the 95th percentile from decoded pixels to decision "
+        f"({lt['peer']}: "
+        f"{lt['peer_p50']} ms); detection with landmarks takes {lt['detect']} ms of it, the model on one "
+        f"chip "
+        f"{lt['model1']} ms. The latency target (median at most {lt['target']} ms) "
+        f"{'is met' if lt['met_photo'] else 'is not met'}. On batches of chips our model manages "
+        f"{lt['chip_ours']} "
+        f"faces/s against {lt['chip_peer']} for the peer's networks, {chips}. {load}; both models were "
+        f"measured "
+        "in the same run."
+    )
+
+
+def speed_section(results: Results) -> tuple[Markdown, dict[str, object]]:
+    """The speed paragraph, the targets and the latency table; the numbers ({} when not measured)."""
+    if not results.exists("bench/predict_latency.csv"):
+        return not_yet("python scripts/bench_predict.py"), {}
+    lat = results.csv("bench/predict_latency.csv")
+    lt = speed_numbers(lat, results.json("bench/predict_latency.json"))
+    targets = pd.DataFrame(
+        [
+            {
+                "target": f"whole photo p50 at most {lt['target']} ms",
+                "measured": f"{lt['p50']} ms",
+                "met": "yes" if lt["met_photo"] else "no",
+            },
+            {
+                "target": f"chip throughput at least {lt['peer']}'s ({lt['chip_peer']} faces/s)",
+                "measured": f"{lt['chip_ours']} faces/s",
+                "met": "yes" if lt["met_chip"] else "no",
+            },
+        ]
+    )
+    shown = pd.DataFrame(
+        {
+            "model": lat["model"],
+            "measure": lat["measure"].map(lambda x: MEASURES.get(x, x)),
+            "runs": lat["runs"].map(num),
+            "faces per run": lat["faces"].map(num),
+            "p50 ms": lat["p50_ms"].map(lambda x: num(x, 1)),
+            "p95 ms": lat["p95_ms"].map(lambda x: num(x, 1)),
+            "faces/s": lat["faces_per_s"].map(lambda x: num(x, 1)),
+        }
+    )
+    return blocks(
+        paragraph(speed_paragraph(lt)),
+        table(
+            targets,
+            "Speed targets and whether they were met (computed from results/bench/predict_latency.csv).",
+            "latency-targets",
+        ),
+        table(
+            shown,
+            f"Prediction latency per run and throughput on the {lt['cpus']}-core CPU "
+            "(results/bench/predict_latency.csv; latency from decoded pixels, no file reading).",
+            "latency",
+        ),
+    ), lt
