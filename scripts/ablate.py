@@ -9,18 +9,19 @@ Writes runs.csv (one row per run), ablations.csv (mean and spread over seeds), a
 """
 
 import argparse
-import os
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+from research.configs.experiments import force_host_devices
 
-from research.configs import ablations as declared
-from research.configs import load_config
-from research.configs.overrides import apply_overrides
-from research.evaluation.ablations import ablation_table, collect_runs, plot_ablations, run_dir
-from research.outputs import write_csv, write_json
-from research.provenance import provenance
-from research.training.loop import train_and_evaluate
+force_host_devices()  # before jax starts
+
+from research.configs import ablations as declared  # noqa: E402
+from research.configs import load_config  # noqa: E402
+from research.configs.overrides import apply_overrides  # noqa: E402
+from research.evaluation.ablations import ablation_table, collect_runs, plot_ablations, run_dir  # noqa: E402
+from research.outputs import write_csv, write_json  # noqa: E402
+from research.provenance import provenance  # noqa: E402
+from research.training.loop import train_and_evaluate  # noqa: E402
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ challenge_sweep.csv, summary.json and figures (the face grid needs the UTKFace a
 import argparse
 from pathlib import Path
 
+from research.configs.experiments import EVALUATION
 from research.data import locate
 from research.evaluation.breakdowns import analyse_run
 
@@ -24,15 +25,16 @@ def main() -> None:
     parser.add_argument("--data", help="UTKFace archive or folder for the face grid "
                         "(else $UTKFACE, data/raw, ../shared/data)")
     parser.add_argument("--no-faces", action="store_true", help="skip the face grid (no dataset needed)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed and face sample")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples per group")
+    parser.add_argument("--seed", type=int, default=EVALUATION.seed, help="bootstrap seed and face sample")
+    parser.add_argument("--resamples", type=int, default=EVALUATION.resamples,
+                        help="bootstrap resamples per group")
     args = parser.parse_args()
     runs = args.run or sorted(p.parent for p in args.runs_dir.glob("*/predictions_test.csv"))
     if not runs:
         parser.error(f"no run folder with predictions_test.csv under {args.runs_dir}")
     data = None if args.no_faces else locate.locate_dataset(args.data)  # fail before any work
     for run in runs:
-        summary = analyse_run(run, args.out / run.name, args.resamples, args.seed, data)
+        summary = analyse_run(run, args.out / run.name, args.resamples, args.seed, data, EVALUATION.level)
         worst = {k: f"{v['worst_group']} {v['worst_mae']:.2f} vs {v['best_group']} {v['best_mae']:.2f}"
                  for k, v in summary["fairness"].items()}
         print(f"{run.name}: MAE {summary['overall_age_mae'][0]:.2f}; worst vs best {worst} "

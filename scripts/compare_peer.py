@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.configs.experiments import EVALUATION, PEER_COMPARED
 from research.data import locate
 from research.data.archive import data_checksum
 from research.evaluation.comparison import write_comparison
@@ -23,20 +24,17 @@ from research.outputs import write_csv, write_json
 from research.provenance import provenance
 from research.runs.folder import read_predictions
 
-# Our runs on the same protocol, with how each was trained (read from their summary files).
-DEFAULT_RUNS = ("cnn_baseline", "cnn_ensemble", "resnet50_multitask", "resnet50_multitask_cpu", "ensemble")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", help="UTKFace archive or folder (else $UTKFACE, data/raw, ../shared/data)")
     parser.add_argument("--splits", type=Path, default=Path("results/splits/utkface.csv"))
-    parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help="our runs to set beside it")
+    parser.add_argument("--runs", nargs="+", default=list(PEER_COMPARED), help="our runs to set beside it")
     parser.add_argument("--runs-dir", type=Path, default=Path("results/runs"))
     parser.add_argument("--out", type=Path, default=Path("results/peer"))
-    parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-minor-pass-rate", type=float, default=0.05)
+    parser.add_argument("--resamples", type=int, default=EVALUATION.resamples)
+    parser.add_argument("--seed", type=int, default=EVALUATION.seed)
+    parser.add_argument("--max-minor-pass-rate", type=float, default=EVALUATION.max_minor_pass_rate)
     args = parser.parse_args()
     data = locate.locate_dataset(args.data)
     if not args.splits.is_file():
@@ -50,7 +48,7 @@ def main() -> None:
     frames = {split: read_predictions(args.out / f"predictions_{split}.csv") for split in ("val", "test")}
     sha = data_checksum(data)
     metrics = evaluate_predictions(frames["test"], frames["val"], args.resamples, args.seed,
-                                   args.max_minor_pass_rate)
+                                   args.max_minor_pass_rate, EVALUATION.level)
     metrics["provenance"] = provenance(data_sha256=sha, with_device=True)
     write_json(args.out / "metrics_test.json", metrics)
 

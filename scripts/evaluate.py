@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from research.configs.experiments import EVALUATION
 from research.evaluation.metrics import evaluate_predictions
 from research.evaluation.predictions import predict_split
 from research.outputs import write_csv, write_json
@@ -20,14 +21,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a run folder made by scripts/train.py")
     parser.add_argument("--data", help="UTKFace archive or folder (only needed if the cache is missing)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument(
-        "--max-minor-pass-rate",
-        type=float,
-        default=0.05,
-        help="operating point: share of 13-17 year-olds let through, chosen on validation",
-    )
+    parser.add_argument("--resamples", type=int, default=EVALUATION.resamples, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=EVALUATION.seed, help="bootstrap seed")
+    parser.add_argument("--max-minor-pass-rate", type=float, default=EVALUATION.max_minor_pass_rate,
+                        help="operating points: share of minors let through, chosen on validation")
     parser.add_argument("--from-predictions", action="store_true",
                         help="recompute metrics from the run's predictions_*.csv (no checkpoint needed)")
     args = parser.parse_args()
@@ -43,9 +40,8 @@ def main() -> None:
         sha = frames["test"].attrs.get("data_sha256")
         frames = {split: read_predictions(args.run / f"predictions_{split}.csv") for split in frames}
         frames["test"].attrs["data_sha256"] = sha
-    metrics = evaluate_predictions(
-        frames["test"], frames["val"], args.resamples, args.seed, args.max_minor_pass_rate
-    )
+    metrics = evaluate_predictions(frames["test"], frames["val"], args.resamples, args.seed,
+                                   args.max_minor_pass_rate, EVALUATION.level)
     metrics["provenance"] = provenance(data_sha256=frames["test"].attrs.get("data_sha256"), with_device=True)
     write_json(args.run / "metrics_test.json", metrics)
     print({k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})

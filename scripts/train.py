@@ -1,32 +1,40 @@
-"""Train one experiment config into results/runs/<name>/ (resumes from its last checkpoint).
+"""Train a registered run (research/configs/experiments.py) or any config into a run folder; a rerun
+resumes from the run's last checkpoint.
 
+    python scripts/train.py --run cnn_baseline_s1                 (-> results/runs/cnn_baseline_s1/)
+    python scripts/train.py --run cnn_baseline --profile smoke --workdir smoke/cnn_baseline
     python scripts/train.py --config cnn_baseline --profile cpu [--set optimizer.num_epochs=3]
 """
 
 import argparse
-import os
 from pathlib import Path
 
-# Two XLA host devices on CPU (the machines this project runs on have 2 cores), so pmap spreads
-# a step over both; a fixed count keeps CPU results independent of the core count. GPUs ignore it.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+from research.configs.experiments import RUNS, force_host_devices
 
-from research.configs import PROFILES, load_config
-from research.configs.overrides import apply_overrides
-from research.training.loop import train_and_evaluate
+force_host_devices()  # before jax starts: pmap spreads a CPU step over the forced host devices
+
+from research.configs import PROFILES, load_config, load_run_config  # noqa: E402
+from research.configs.overrides import apply_overrides  # noqa: E402
+from research.runs.folder import RunFolder  # noqa: E402
+from research.training.loop import train_and_evaluate  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--config", required=True, help="module name under research/configs/")
-    parser.add_argument("--profile", choices=PROFILES, default="cpu")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", choices=list(RUNS), metavar="RUN",
+                       help=f"a registered run: {', '.join(RUNS)}")
+    which.add_argument("--config", help="module name under research/configs/ (an unregistered experiment)")
+    parser.add_argument("--profile", choices=PROFILES, help="default: the run's own profile (else cpu)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set optimizer.num_epochs=3 (repeatable)")
     parser.add_argument("--data", help="UTKFace archive or folder (else $UTKFACE, data/raw, ../shared/data)")
-    parser.add_argument("--workdir", type=Path, help="default results/runs/<config name>")
+    parser.add_argument("--workdir", type=Path, help="default results/runs/<run name>")
     args = parser.parse_args()
-    config = apply_overrides(load_config(args.config, args.profile), args.set)
-    summary = train_and_evaluate(config, args.workdir or Path("results/runs") / config.name, args.data)
+    base = (load_run_config(args.run, args.profile) if args.run else
+            load_config(args.config, args.profile or "cpu"))
+    config = apply_overrides(base, args.set)
+    summary = train_and_evaluate(config, args.workdir or RunFolder.named(config.name).path, args.data)
     print(f"best validation epoch {summary['best_epoch']}: {summary['best_val']}")
 
 

@@ -1,10 +1,5 @@
 """Shared fixtures: a tiny synthetic UTKFace-style folder of JPEGs, and a tarball writer."""
 
-import os
-
-# Before anything imports jax: engine tests compare pmap on 2 forced CPU devices with 1 device.
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
-
 import io
 import tarfile
 from pathlib import Path
@@ -12,6 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from research.configs.experiments import force_host_devices
+
+# Before anything imports jax: engine tests compare pmap on 2 forced CPU devices with 1 device.
+force_host_devices()
 
 # One age per group boundary and a few inside: every AGE_GROUPS bucket is covered twice over.
 SYNTHETIC_AGES = (1, 5, 12, 13, 15, 17, 18, 21, 24, 25, 30, 34, 35, 40, 44, 45, 52, 59, 60, 116)

@@ -11,11 +11,17 @@ virtual environment exists.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 
 # CPU runs spread pmap over this many XLA host devices (the machines here have 2 cores); a fixed
 # count keeps CPU results independent of the core count. GPUs ignore it.
 FORCED_HOST_DEVICES = 2
+
+
+def force_host_devices(count: int = FORCED_HOST_DEVICES) -> None:
+    """Ask XLA for ``count`` CPU devices (unless XLA_FLAGS is already set); call before jax starts."""
+    os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={count}")
 
 
 @dataclasses.dataclass(frozen=True)

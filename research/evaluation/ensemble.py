@@ -6,13 +6,17 @@ same split. Weights are equal, or chosen on the validation split by greedy ensem
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from research.runs.folder import PREDICTION_COLUMNS
+from research.outputs import write_csv, write_json
+from research.provenance import provenance
+from research.runs.folder import PREDICTION_COLUMNS, RunFolder, run_seconds
+from research.vocabulary import NUM_ETHNICITIES
 
-RACE_COLUMNS = [f"p_race{i}" for i in range(5)]
+RACE_COLUMNS = [f"p_race{i}" for i in range(NUM_ETHNICITIES)]
 
 
 def aligned(members: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -78,3 +82,53 @@ def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, flo
         trial = (counts @ means + means) / (counts.sum() + 1)
         counts[int(np.argmin(np.abs(trial - ages).mean(axis=1)))] += 1
     return {name: float(c / steps) for name, c in zip(names, counts, strict=True)}
+
+
+def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
+    """Write the run folder ``runs_dir/name`` of a registered ensemble ``recipe``
+    (research.configs.experiments.Ensemble): the mixture's predictions on both splits, config.json
+    with the weights, summary.json with every equal-weight subset's validation MAE. Returns the
+    summary. The test split is scored afterwards by evaluation, never here."""
+    folders = {m: RunFolder(Path(runs_dir) / m) for m in recipe.inputs}
+    for member, folder in folders.items():
+        if not folder.predictions_file("val").is_file():
+            raise FileNotFoundError(f"{folder.path} has no predictions_val.csv: make the run {member} "
+                                    f"(and evaluate it) before the ensemble {name}")
+    summaries = {m: f.summary() for m, f in folders.items()}
+    protocols = {summaries[m]["protocol"] for m in recipe.members}
+    if len(protocols) != 1:
+        raise ValueError(f"ensemble {name}: members come from different protocols {sorted(protocols)}")
+    val = {m: f.predictions("val") for m, f in folders.items()}
+    scored = subset_scores(val)
+    weights = ({m: 1 / len(recipe.members) for m in recipe.members} if recipe.weighting == "equal" else
+               greedy_weights({m: val[m] for m in recipe.members}, recipe.steps))
+    members = [m for m in recipe.members if weights[m] > 0]
+    if len(members) < 2:
+        raise ValueError(f"ensemble {name}: only {members} got weight ({recipe.weighting}): a single run")
+    out = RunFolder(Path(runs_dir) / name)
+    mixed = {}
+    for split in ("val", "test"):
+        mixed[split] = average_predictions([folders[m].predictions(split) for m in members],
+                                           [weights[m] for m in members])
+        write_csv(out.predictions_file(split), mixed[split], float_format="%.4f")
+    greedy_steps = recipe.steps if recipe.weighting == "greedy" else None
+    used = {m: weights[m] for m in members}
+    write_json(out.config_file, {"name": name, "kind": "ensemble", "members": members,
+                                 "candidates": list(recipe.members), "weighting": recipe.weighting,
+                                 "greedy_steps": greedy_steps, "weights": used,
+                                 "combine": "weighted mixture of predicted distributions"})
+    first = summaries[members[0]]
+    summary = {
+        "name": name, "kind": "ensemble", "protocol": first["protocol"], "members": members,
+        "weighting": recipe.weighting, "greedy_steps": greedy_steps, "weights": used,
+        "val_age_mae": float((mixed["val"]["pred_age"] - mixed["val"]["age"]).abs().mean()),
+        "member_devices": {m: summaries[m].get("device_kind") for m in members},
+        "member_wall_time_s": {m: summaries[m].get("wall_time_s") for m in members},
+        "wall_time_s": sum(run_seconds(summaries[m]) for m in members),
+        "device_kind": "+".join(sorted({str(summaries[m].get("device_kind")) for m in members})),
+        "image_size": "+".join(map(str, sorted({summaries[m]["image_size"] for m in members}, reverse=True))),
+        "reduced_run": any(summaries[m].get("reduced_run") for m in members),
+        "val_age_mae_of_subsets": scored,
+        "provenance": provenance(data_sha256=first["provenance"]["data_sha256"])}
+    write_json(out.summary_file, summary)
+    return summary
