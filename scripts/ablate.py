@@ -18,6 +18,7 @@ force_host_devices()  # before jax starts
 from research.configs import ablations as declared  # noqa: E402
 from research.configs import load_config  # noqa: E402
 from research.configs.overrides import apply_overrides  # noqa: E402
+from research.errors import cli  # noqa: E402
 from research.evaluation.ablations import ablation_table, collect_runs, plot_ablations, run_dir  # noqa: E402
 from research.outputs import write_csv, write_json  # noqa: E402
 from research.provenance import provenance  # noqa: E402
@@ -60,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.configs.predict import get_config
+from research.errors import cli
 from research.outputs import write_csv, write_json
 from research.predict.pipeline import Predictor
 from research.predict.release import DEFAULT_RELEASE
@@ -39,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

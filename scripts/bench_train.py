@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from research.errors import cli
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
@@ -27,25 +28,13 @@ VARIANTS = [
     ("resnet50_multitask", "native", 1, "float32"), ("resnet50_multitask", "im2col", 1, "float32"),
     ("resnet50_multitask", "native", 2, "float32"), ("resnet50_multitask", "im2col", 2, "float32"),
 ]
-CHILD = """
-import json, sys
-from research.configs import load_config
-from research.training.bench import measure
-name, impl, dtype, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-overrides = {"image_size": 64, "batch_size": 64, "model.conv_impl": impl, "model.dtype": dtype,
-             "augment.enabled": False}
-if name == "cnn_baseline":
-    overrides.update({"model.widths": (32, 64, 128, 256), "model.convs_per_stage": 1})
-else:
-    overrides.update({"model.small_input_stem": False})
-print(json.dumps(measure(load_config(name, "cpu"), steps, overrides, warmup_steps=1)))
-"""
 
 
 def run_variant(name: str, impl: str, devices: int, dtype: str, steps: int) -> dict:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-    out = subprocess.run([sys.executable, "-c", CHILD, name, impl, dtype, str(steps)], env=env,
-                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    command = [sys.executable, __file__, "--variant", name, impl, dtype, str(steps)]
+    out = subprocess.run(command, env=env, capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()[-1]
     result = json.loads(out)
     levers = [f"{impl} convolutions", "reshape 2x2 max-pool" if name == "cnn_baseline" else "",
               f"{devices} forced host devices with pmap" if devices > 1 else "", dtype]
@@ -60,7 +49,15 @@ def main() -> None:
     parser.add_argument("--steps-cnn", type=int, default=20)
     parser.add_argument("--steps-resnet", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("results/bench/train_throughput.csv"))
+    parser.add_argument("--variant", nargs=4, metavar=("CONFIG", "IMPL", "DTYPE", "STEPS"),
+                        help="measure one variant in this process (how each variant's process is run)")
     args = parser.parse_args()
+    if args.variant:
+        from research.training.bench import measure_variant
+
+        name, impl, dtype, steps = args.variant
+        print(json.dumps(measure_variant(name, impl, dtype, int(steps))))
+        return
     rows = []
     for name, impl, devices, dtype in VARIANTS:
         steps = args.steps_cnn if name == "cnn_baseline" else args.steps_resnet
@@ -72,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from research.configs.experiments import EVALUATION
 from research.data import locate
+from research.errors import cli
 from research.evaluation.breakdowns import analyse_run
 
 
@@ -42,4 +43,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

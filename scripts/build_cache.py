@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.data import archive, cache, locate
+from research.errors import cli
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
@@ -52,4 +53,4 @@ def timed_build(source: Path, split: Path, size: int, out: Path, workers: int) -
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 from research.data import locate
 from research.data.tfds_builder import PROTOCOLS, Utkface, default_split_csv
+from research.errors import cli
 
 
 def main() -> None:
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from research.data import archive, cleaning, locate
+from research.errors import cli
 from research.provenance import provenance
 
 
@@ -28,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -17,6 +17,7 @@ import pandas as pd
 from research.configs.experiments import EVALUATION, PEER_COMPARED
 from research.data import locate
 from research.data.archive import data_checksum
+from research.errors import cli
 from research.evaluation.comparison import write_comparison
 from research.evaluation.metrics import evaluate_predictions
 from research.evaluation.peer import load_peer, peer_predictions, peer_version
@@ -66,4 +67,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

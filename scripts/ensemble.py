@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from research.configs.experiments import ENSEMBLES
+from research.errors import cli
 from research.evaluation.ensemble import make_ensemble
 
 
@@ -29,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from research.data import locate
+from research.errors import cli
 from research.viz import eda
 
 
@@ -25,4 +26,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from research.configs.experiments import RELEASE
+from research.errors import cli
 from research.release.export import export_release, write_card
 from research.runs.folder import RunFolder
 
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

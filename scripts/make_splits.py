@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.data import archive, locate, splits
+from research.errors import cli
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
@@ -36,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

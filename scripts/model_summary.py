@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.configs import load_config
+from research.configs import load_run_config
+from research.configs.experiments import RUNS, architecture_runs
+from research.errors import cli
 from research.models.summary import layer_table
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
-
-# (config, profile): the architectures behind the committed runs (CORAL runs share them).
-MODELS = (("cnn_baseline", "cpu"), ("resnet50_multitask", "gpu"), ("resnet50_multitask", "cpu"))
 
 
 def main() -> None:
@@ -25,11 +24,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/models_summary"))
     args = parser.parse_args()
     rows, models = [], {}
-    for name, profile in MODELS:
-        config = load_config(name, profile)
+    for run in architecture_runs():  # one run per architecture (CORAL runs and seeds share them)
+        config, entry = load_run_config(run), RUNS[run]
         table = layer_table(config)
         rows += [{"run": config.name, "image_px": config.image_size, **row} for row in table]
-        models[config.name] = {"config": name, "profile": profile, "image_px": config.image_size,
+        models[config.name] = {"config": entry.config, "profile": entry.profile,
+                               "image_px": config.image_size,
                                "params": table[-1]["params"], "batch_stats": table[-1]["batch_stats"]}
         print(f"{config.name}: {table[-1]['params']:,} parameters at {config.image_size} px")
     write_csv(args.out / "architectures.csv", pd.DataFrame(rows))
@@ -37,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from research.configs.predict import get_config
+from research.errors import cli
 from research.predict.release import DEFAULT_RELEASE
 from research.release.consistency import write_consistency
 
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -10,6 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
+from research.errors import cli
 from research.report.render import render
 
 
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -8,6 +8,7 @@ The README block between the RESULTS markers is replaced; nothing in it is typed
 import re
 from pathlib import Path
 
+from research.errors import cli
 from research.outputs import atomic_path, write_csv
 from research.report.tables import (
     ablations_markdown_table,
@@ -48,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -15,7 +15,9 @@ force_host_devices()  # before jax starts: pmap spreads a CPU step over the forc
 
 from research.configs import PROFILES, load_config, load_run_config  # noqa: E402
 from research.configs.overrides import apply_overrides  # noqa: E402
+from research.errors import cli  # noqa: E402
 from research.runs.folder import RunFolder  # noqa: E402
+from research.training.hardware import check_profile_device  # noqa: E402
 from research.training.loop import train_and_evaluate  # noqa: E402
 
 
@@ -34,9 +36,10 @@ def main() -> None:
     base = (load_run_config(args.run, args.profile) if args.run else
             load_config(args.config, args.profile or "cpu"))
     config = apply_overrides(base, args.set)
+    check_profile_device(config.profile)
     summary = train_and_evaluate(config, args.workdir or RunFolder.named(config.name).path, args.data)
     print(f"best validation epoch {summary['best_epoch']}: {summary['best_val']}")
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)()

@@ -75,11 +75,14 @@ def trained_run(root: Path, writer: Callable) -> Path:
 
 
 def evaluated_run(root: Path, writer: Callable) -> Path:
-    """``trained_run`` after ``scripts/evaluate.py`` (predictions_*.csv, metrics_test.json)."""
+    """``trained_run`` after ``scripts/predict_splits.py`` and ``scripts/evaluate.py``
+    (predictions_*.csv, metrics_test.json)."""
     run = trained_run(root, writer)
     if not (run / "metrics_test.json").is_file():
-        command = [sys.executable, "scripts/evaluate.py", "--run", str(run),
-                   "--resamples", str(EVAL_RESAMPLES), "--seed", str(EVAL_SEED)]
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"scripts/evaluate.py failed:\n{done.stderr[-3000:]}"
+        for command in (["scripts/predict_splits.py", "--run", str(run)],
+                        ["scripts/evaluate.py", "--run", str(run), "--resamples", str(EVAL_RESAMPLES),
+                         "--seed", str(EVAL_SEED)]):
+            done = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, f"{command[0]} failed:\n{done.stderr[-3000:]}"
     return run

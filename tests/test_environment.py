@@ -41,15 +41,24 @@ def _environment_pins() -> dict[str, str]:
     return pins
 
 
-def _lock() -> dict[str, str]:
+def _lock(file: str = "requirements.lock") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
+    for line in (ROOT / file).read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
             name, sep, version = line.partition("==")
-            assert sep, f"requirements.lock line {line!r} is not pinned with =="
+            assert sep, f"{file} line {line!r} is not pinned with =="
             pins[_normal(name)] = version.strip()
     return pins
+
+
+def test_the_gpu_lock_is_the_cpu_lock_plus_jax_cuda():
+    cpu, gpu = _lock(), _lock("requirements-gpu.lock")
+    assert {name: gpu[name] for name in cpu} == cpu, "requirements-gpu.lock must keep every CPU pin"
+    extra = set(gpu) - set(cpu)
+    assert {"jax-cuda12-plugin", "jax-cuda12-pjrt"} <= extra
+    assert all(name.startswith(("jax-cuda12", "nvidia-")) for name in extra), sorted(extra)
+    assert gpu["jax-cuda12-plugin"] == cpu["jax"], "the CUDA plugin must match the jax version"
 
 
 def test_pyproject_and_environment_name_the_same_packages():

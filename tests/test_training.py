@@ -16,6 +16,7 @@ from flax import jax_utils
 from research.configs import load_config
 from research.configs.overrides import apply_overrides, parse_value
 from research.data import archive, pipeline
+from research.errors import ConfigError
 from research.models.factory import create_model
 from research.provenance import git_commit
 from research.runs import checkpoints
@@ -264,8 +265,8 @@ def test_overrides_parse_values_and_leave_the_original_alone():
 
 
 @pytest.mark.parametrize("override", ["optimizer.nope=1", "nope=1", "nope.deeper=1", "model.widths.x=1"])
-def test_unknown_override_key_is_a_key_error(override):
-    with pytest.raises(KeyError, match="unknown config key"):
+def test_unknown_override_key_is_a_config_error(override):
+    with pytest.raises(ConfigError, match="unknown config key"):
         apply_overrides(load_config("cnn_baseline", "smoke"), [override])
 
 
@@ -273,7 +274,7 @@ def test_malformed_overrides_and_configs_are_errors():
     config = load_config("cnn_baseline", "smoke")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         apply_overrides(config, ["optimizer.num_epochs"])
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="optimizer.num_epochs='three'"):
         apply_overrides(config, ["optimizer.num_epochs=three"])
     with pytest.raises(ValueError, match="no experiment config named"):
         load_config("no_such_experiment", "smoke")

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from research.errors import ConfigError
 
 if TYPE_CHECKING:  # ml_collections is imported by the configs themselves; make reads experiments.py
     import ml_collections
@@ -17,14 +20,21 @@ PROFILES = ("smoke", "cpu", "gpu")
 def load_config(name: str, profile: str = "cpu") -> ml_collections.ConfigDict:
     """Import ``research.configs.<name>`` and call its ``get_config(profile)``."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
     try:
         module = importlib.import_module(f"research.configs.{name}")
     except ModuleNotFoundError as error:
         if error.name != f"research.configs.{name}":
             raise
-        raise ValueError(f"no experiment config named {name!r} (research/configs/{name}.py)") from error
+        raise ConfigError(f"no experiment config named {name!r} (research/configs/{name}.py); configs: "
+                          f"{', '.join(experiment_configs())}") from error
     return module.get_config(profile)
+
+
+def experiment_configs() -> list[str]:
+    """Names of the config modules that define ``get_config``."""
+    folder = Path(__file__).parent
+    return sorted(p.stem for p in folder.glob("[!_]*.py") if "def get_config(profile" in p.read_text())
 
 
 def load_run_config(name: str, profile: str | None = None) -> ml_collections.ConfigDict:

@@ -14,6 +14,8 @@ import dataclasses
 import os
 import sys
 
+from research.errors import ConfigError
+
 # CPU runs spread pmap over this many XLA host devices (the machines here have 2 cores); a fixed
 # count keeps CPU results independent of the core count. GPUs ignore it.
 FORCED_HOST_DEVICES = 2
@@ -63,9 +65,9 @@ def _seed_run(seed: int) -> Run:
 RUNS: dict[str, Run] = {
     "cnn_baseline": Run("cnn_baseline", "cpu"),
     "cnn_baseline_coral": Run("cnn_baseline_coral", "cpu", protocol="coral"),
+    "resnet50_multitask": Run("resnet50_multitask", "gpu"),
     # The reduced CPU profile of ResNet-50 writes its own folder (its config renames the run).
     "resnet50_multitask_cpu": Run("resnet50_multitask", "cpu"),
-    "resnet50_multitask": Run("resnet50_multitask", "gpu"),
     "resnet50_multitask_coral": Run("resnet50_multitask_coral", "gpu", protocol="coral"),
     # More seeds of the CNN baseline (same config; only the seed and the run name differ).
     **{f"cnn_baseline_s{seed}": _seed_run(seed) for seed in (1, 2, 3)},
@@ -114,15 +116,25 @@ EVALUATION = Evaluation()
 def run(name: str) -> Run:
     """The registered run ``name``; a clear error listing the known runs otherwise."""
     if name not in RUNS:
-        raise KeyError(f"no run named {name!r} in research/configs/experiments.py; runs: {', '.join(RUNS)}")
+        raise ConfigError(f"no run named {name!r} in research/configs/experiments.py; "
+                          f"runs: {', '.join(RUNS)}")
     return RUNS[name]
 
 
 def ensemble(name: str) -> Ensemble:
     if name not in ENSEMBLES:
-        raise KeyError(f"no ensemble named {name!r} in research/configs/experiments.py; "
+        raise ConfigError(f"no ensemble named {name!r} in research/configs/experiments.py; "
                        f"ensembles: {', '.join(ENSEMBLES)}")
     return ENSEMBLES[name]
+
+
+def architecture_runs() -> tuple[str, ...]:
+    """One utkface run per (config, profile): the architectures behind the committed runs."""
+    first: dict[tuple[str, str], str] = {}
+    for name, r in RUNS.items():
+        if r.protocol == "utkface":
+            first.setdefault((r.config, r.profile), name)
+    return tuple(first.values())
 
 
 def runs_on(profile: str) -> tuple[str, ...]:
@@ -134,7 +146,7 @@ def make_variables() -> str:
     lines = [f"CPU_RUNS := {' '.join(runs_on('cpu'))}", f"GPU_RUNS := {' '.join(runs_on('gpu'))}",
              f"SEED_RUNS := {' '.join(SEED_RUNS)}", f"ENSEMBLES := {' '.join(ENSEMBLES)}",
              f"RELEASE_RUN := {RELEASE}", f"RELEASE := {RELEASE_DIR}",
-             f"FORCED_HOST_DEVICES := {FORCED_HOST_DEVICES}", f"EVAL_SEED := {EVALUATION.seed}"]
+             f"PEER_COMPARED := {' '.join(PEER_COMPARED)}", f"FORCED_HOST_DEVICES := {FORCED_HOST_DEVICES}"]
     for name, r in RUNS.items():
         lines.append(f"CONFIG_{name} := {r.config}")
     for name, e in ENSEMBLES.items():

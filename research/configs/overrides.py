@@ -6,6 +6,8 @@ import ast
 
 import ml_collections
 
+from research.errors import ConfigError
+
 
 def parse_value(text: str):
     """A Python literal when it parses as one (numbers, tuples, booleans), else the string."""
@@ -22,14 +24,17 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides) -> ml_collecti
         tuple(item.split("=", 1)) if "=" in item else (item, None) for item in overrides)
     for key, value in items:
         if value is None:
-            raise ValueError(f"override {key!r} must look like KEY=VALUE")
+            raise ConfigError(f"override {key!r} must look like KEY=VALUE (e.g. optimizer.num_epochs=3)")
         node, *path = key.split(".")[::-1]
         target = config
-        for part in reversed(path):
-            if part not in target:
-                raise KeyError(f"unknown config key {key!r}")
-            target = target[part]
-        if node not in target:
-            raise KeyError(f"unknown config key {key!r}")
-        target[node] = parse_value(value) if isinstance(value, str) else value
+        for part in [*reversed(path), node]:
+            if not isinstance(target, ml_collections.ConfigDict) or part not in target:
+                known = ", ".join(sorted(target)) if isinstance(target, ml_collections.ConfigDict) else "none"
+                raise ConfigError(f"unknown config key {key!r}: {part!r} is not one of {known}")
+            if part != node:
+                target = target[part]
+        try:
+            target[node] = parse_value(value) if isinstance(value, str) else value
+        except TypeError as error:
+            raise ConfigError(f"override {key}={value!r}: {error}") from error
     return config

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from research.errors import UserError
+
+# What the official archive's bytes hash to (README, "Get the data").
+ARCHIVE_SHA256 = "8869054e26ecdd0f193e0b0021bee9325947c00a5949b272d97c26ff61ba40c4"
+
+
+class ArchiveError(UserError):
+    """The UTKFace archive cannot be read to its end: truncated or corrupt."""
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn gzip/tar failures part-way through the archive into an ArchiveError naming the file."""
+    try:
+        yield
+    except (EOFError, tarfile.ReadError, zlib.error, OSError) as error:
+        if isinstance(error, OSError) and not isinstance(error, tarfile.ReadError) and error.errno:
+            raise  # a real I/O error (permissions, disk), not a broken archive
+        raise ArchiveError(
+            f"{path} is truncated or corrupt ({type(error).__name__}: {error}); the official archive's "
+            f"sha256 is {ARCHIVE_SHA256} (README, 'Get the data'): download it again") from error
 
 
 def _folder_root(path: Path) -> Path:
@@ -17,7 +41,7 @@ def count_files(path: Path) -> int:
     """Number of regular files the archive or folder holds (for progress bars)."""
     if path.is_dir():
         return sum(1 for p in _folder_root(path).iterdir() if p.is_file())
-    with tarfile.open(path) as tar:
+    with reading(path), tarfile.open(path) as tar:
         return sum(1 for m in tar if m.isfile())
 
 
@@ -33,7 +57,7 @@ def iter_files(path: Path, only: Iterable[str] | None = None) -> Iterator[tuple[
             if file.is_file() and (wanted is None or file.name in wanted):
                 yield file.name, file.read_bytes()
         return
-    with tarfile.open(path) as tar:
+    with reading(path), tarfile.open(path) as tar:
         for member in tar:
             name = member.name.rsplit("/", 1)[-1]
             if member.isfile() and (wanted is None or name in wanted):
@@ -55,6 +79,6 @@ def data_checksum(path: Path) -> str:
     if path.is_file():
         return sha256_file(path)
     digest = hashlib.sha256()
-    for name, blob in iter_files(path):
+    for name, blob in iter_files(path):  # a folder: a hash over its files
         digest.update(name.encode() + b"\0" + hashlib.sha256(blob).digest())
     return digest.hexdigest()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from research.errors import UserError
+
 ENV_VAR = "UTKFACE"
-ARCHIVE_SHA256 = "8869054e26ecdd0f193e0b0021bee9325947c00a5949b272d97c26ff61ba40c4"
 HOW_TO_GET = (
     "Download 'Aligned&Cropped Faces' (UTKFace.tar.gz, 23,708 images; non-commercial research "
     "use only) from https://susanqq.github.io/UTKFace/ and put it at data/raw/UTKFace.tar.gz "
@@ -14,7 +15,7 @@ HOW_TO_GET = (
 )
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """Raised when no UTKFace archive or folder is found; the message lists every place tried."""
 
 
@@ -58,8 +59,8 @@ def locate_dataset(data: str | os.PathLike | None = None, project_root: Path | N
     for path in tried:
         if is_usable(path):
             return path
-    looked = "\n".join(f"  - {p}" for p in ["--data (not given)", f"${ENV_VAR} (not set)", *tried])
-    raise DatasetNotFoundError(f"UTKFace not found. Looked at:\n{looked}\n{HOW_TO_GET}")
+    looked = "; ".join(str(p) for p in ["--data (not given)", f"${ENV_VAR} (not set)", *tried])
+    raise DatasetNotFoundError(f"UTKFace not found. Looked at: {looked}. {HOW_TO_GET}")
 
 
 def locate_coral_split(coral_dir: str | os.PathLike | None = None,
@@ -71,8 +72,8 @@ def locate_coral_split(coral_dir: str | os.PathLike | None = None,
     for path in tried:
         if (path / "utk_train.csv").is_file() and (path / "utk_test.csv").is_file():
             return path
-    looked = "\n".join(f"  - {p}" for p in tried)
+    looked = "; ".join(str(p) for p in tried)
     raise DatasetNotFoundError(
-        f"CORAL split files utk_train.csv/utk_test.csv not found. Looked at:\n{looked}\n"
+        f"CORAL split files utk_train.csv/utk_test.csv not found. Looked at: {looked}. "
         "Get them from https://github.com/Raschka-research-group/coral-cnn (datasets/) and put "
         "them in data/raw/coral_utkface/, or pass --coral-dir.")

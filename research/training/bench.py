@@ -57,3 +57,17 @@ def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | Non
     seconds = time.time() - tic
     return {"images_per_s": steps * config.batch_size / seconds, "compile_s": compile_s,
             "devices": len(devices), "device_kind": devices[0].device_kind}
+
+
+def measure_variant(name: str, impl: str, dtype: str, steps: int) -> dict:
+    """One variant of the training-throughput table at the benchmark's shapes (64 px, batch 64, no
+    augmentation): the 4-block CNN (one conv per stage) or ResNet-50, with ``impl`` convolutions."""
+    from research.configs import load_config
+
+    overrides = {"image_size": 64, "batch_size": 64, "model.conv_impl": impl, "model.dtype": dtype,
+                 "augment.enabled": False}
+    if name == "cnn_baseline":
+        overrides.update({"model.widths": (32, 64, 128, 256), "model.convs_per_stage": 1})
+    else:
+        overrides.update({"model.small_input_stem": False})
+    return measure(load_config(name, "cpu"), steps, overrides, warmup_steps=1)
