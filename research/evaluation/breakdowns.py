@@ -220,6 +220,30 @@ def _key_numbers(table: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.DataFram
     return out
 
 
+def breakdown_tables(test: pd.DataFrame, val: pd.DataFrame | None, metrics: dict, protocol: str | None,
+                     resamples: int, seed: int, level: float = 0.95,
+                     min_n: int = 20) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Every breakdown table of one model (name -> table, as written to <name>.csv) and the
+    age-verification record of its summary; from its predictions and metrics alone."""
+    draws = group_mae_draws(test, resamples, seed)
+    tables = {"by_group": by_group(test, draws, level)}
+    tables["fairness_gaps"] = fairness_gaps(tables["by_group"], draws, level, min_n)
+    verification: dict = {"skipped": not has_minors(test)}
+    if verification["skipped"]:
+        verification["reason"] = (f"no {band_label(MINORS)} year-olds in the test split (protocol "
+                                  f"{protocol or 'unknown'}): Challenge-N is not assessable")
+    else:
+        tables["challenge_by_group"] = challenge_by_group(test, level=level)
+        splits = {"test": test, **({"val": val} if val is not None and has_minors(val) else {})}
+        tables["challenge_sweep"] = pd.concat([challenge_sweep(frame).assign(split=split)
+                                               for split, frame in splits.items()], ignore_index=True)
+        verification["operating_point"] = metrics.get("operating_point")
+    return tables, verification
+
+
+TABLE_FLOAT_FORMAT = "%.6g"  # how the breakdown CSVs are written (verification rewrites them so)
+
+
 def analyse_run(run: Path, out: Path, resamples: int, seed: int, data: Path | None = None,
                 level: float = 0.95, min_n: int = 20) -> dict:
     """Write every table, figure and summary.json of one run folder to ``out``; return the summary.
@@ -236,21 +260,10 @@ def analyse_run(run: Path, out: Path, resamples: int, seed: int, data: Path | No
     metrics = json.loads(inputs[2].read_text()) if inputs[2].is_file() else {}
     run_summary = json.loads(inputs[3].read_text()) if inputs[3].is_file() else {}
 
-    draws = group_mae_draws(test, resamples, seed)
-    tables = {"by_group": by_group(test, draws, level)}
-    tables["fairness_gaps"] = fairness_gaps(tables["by_group"], draws, level, min_n)
-    verification: dict = {"skipped": not has_minors(test)}
-    if verification["skipped"]:
-        verification["reason"] = (f"no {band_label(MINORS)} year-olds in the test split (protocol "
-                                  f"{run_summary.get('protocol', 'unknown')}): Challenge-N is not assessable")
-    else:
-        tables["challenge_by_group"] = challenge_by_group(test, level=level)
-        splits = {"test": test, **({"val": val} if val is not None and has_minors(val) else {})}
-        tables["challenge_sweep"] = pd.concat([challenge_sweep(frame).assign(split=split)
-                                               for split, frame in splits.items()], ignore_index=True)
-        verification["operating_point"] = metrics.get("operating_point")
+    tables, verification = breakdown_tables(test, val, metrics, run_summary.get("protocol"), resamples, seed,
+                                            level, min_n)
     for name, table in tables.items():
-        write_csv(out / f"{name}.csv", table, float_format="%.6g")
+        write_csv(out / f"{name}.csv", table, float_format=TABLE_FLOAT_FORMAT)
 
     written = figures.write_figures(out, test, tables, verification.get("operating_point"), data, seed)
     summary = {

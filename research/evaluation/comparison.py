@@ -11,7 +11,7 @@ import pandas as pd
 
 from research.evaluation.breakdowns import challenge_sweep
 from research.outputs import write_csv
-from research.runs.folder import read_predictions
+from research.runs.folder import RunFolder, read_predictions
 
 OURS = "UTKFace utkface train split (ours)"
 
@@ -33,13 +33,17 @@ def comparison_row(model: str, folder: Path, trained_on: str, note: str) -> dict
     return row
 
 
+def model_sweeps(folders: dict[str, Path]) -> pd.DataFrame:
+    """Challenge-N sweep on the test split for each model (long format, column ``model``)."""
+    return pd.concat([challenge_sweep(RunFolder(folder).predictions("test")).assign(model=model)
+                      for model, folder in folders.items()], ignore_index=True)
+
+
 def plot_model_sweeps(folders: dict[str, Path], path: Path) -> pd.DataFrame:
     """Challenge-N sweep on the test split for each model: minors let through, adults 25+ asked."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharex=True)
-    rows = []
-    for model, folder in folders.items():
-        sweep = challenge_sweep(read_predictions(Path(folder) / "predictions_test.csv")).assign(model=model)
-        rows.append(sweep)
+    sweeps = model_sweeps(folders)
+    for model, sweep in sweeps.groupby("model", sort=False):
         style = "--" if model.startswith("peer") else "-"
         axes[0].plot(sweep["threshold"], 100 * sweep["fpr_13_17"], style, lw=1.8, label=model)
         axes[1].plot(sweep["threshold"], 100 * sweep["friction_25plus"], style, lw=1.8, label=model)
@@ -55,7 +59,7 @@ def plot_model_sweeps(folders: dict[str, Path], path: Path) -> pd.DataFrame:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
-    return pd.concat(rows, ignore_index=True)
+    return sweeps
 
 
 def mae_by_age_group(folders: dict[str, Path]) -> pd.DataFrame:
@@ -71,12 +75,18 @@ def mae_by_age_group(folders: dict[str, Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_comparison(out: Path, runs_dir: Path, runs: list[str], peer_name: str, peer_trained_on: str,
-                     peer_note: str) -> list[str]:
-    """comparison.csv, mae_by_age_group.csv and challenge_sweep.csv/.png in ``out`` (which holds
-    the peer's metrics and predictions); returns the names of our runs that were compared."""
-    folders = {name: Path(runs_dir) / name for name in runs
-               if (Path(runs_dir) / name / "metrics_test.json").is_file()}
+COMPARISON_FLOAT_FORMAT = "%.6f"
+
+
+def compared_folders(runs_dir: Path, runs: list[str]) -> dict[str, Path]:
+    """Our runs that have test metrics, in the given order."""
+    folders = {name: RunFolder(Path(runs_dir) / name) for name in runs}
+    return {name: folder.path for name, folder in folders.items() if folder.metrics_file.is_file()}
+
+
+def comparison_table(out: Path, folders: dict[str, Path], peer_name: str, peer_trained_on: str,
+                     peer_note: str) -> pd.DataFrame:
+    """comparison.csv: one row per run of ours, then the peer's (its metrics in ``out``)."""
     rows = []
     for name, folder in folders.items():
         summary = json.loads((folder / "summary.json").read_text())
@@ -84,7 +94,16 @@ def write_comparison(out: Path, runs_dir: Path, runs: list[str], peer_name: str,
         rows.append(comparison_row(name, folder, OURS, note + (", reduced CPU profile"
                                                                if summary.get("reduced_run") else "")))
     rows.append(comparison_row(peer_name, out, peer_trained_on, peer_note))
-    write_csv(Path(out) / "comparison.csv", pd.DataFrame(rows)[COMPARISON_COLUMNS], float_format="%.6f")
+    return pd.DataFrame(rows)[COMPARISON_COLUMNS]
+
+
+def write_comparison(out: Path, runs_dir: Path, runs: list[str], peer_name: str, peer_trained_on: str,
+                     peer_note: str) -> list[str]:
+    """comparison.csv, mae_by_age_group.csv and challenge_sweep.csv/.png in ``out`` (which holds
+    the peer's metrics and predictions); returns the names of our runs that were compared."""
+    folders = compared_folders(runs_dir, runs)
+    table = comparison_table(out, folders, peer_name, peer_trained_on, peer_note)
+    write_csv(Path(out) / "comparison.csv", table, float_format=COMPARISON_FLOAT_FORMAT)
     models = {**folders, peer_name: Path(out)}
     write_csv(Path(out) / "mae_by_age_group.csv", mae_by_age_group(models), float_format="%.4f")
     sweep = plot_model_sweeps(models, Path(out) / "challenge_sweep.png")
