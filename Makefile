@@ -12,6 +12,9 @@ DATA ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 CORAL ?=
 CORAL_FLAG := $(if $(CORAL),--coral-dir $(CORAL),)
+# PROFILE=smoke trains every registered run with its smoke profile (a rehearsal; tests use it).
+PROFILE ?=
+PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE),)
 # ADOPT=1: run no recipe, only record what the committed files are (like `dvc commit`); see `make adopt`.
 STAGE := $(if $(ADOPT),@: ,)
 RECORD = @$(PYTHON) -m research.stages record $@ $(KEYS) -- $^
@@ -68,7 +71,7 @@ results/eda/summary.json: results/cleaning/manifest.csv $(CODE_explore_data) | v
 # Training: a registered run (its config file, its registry entry and the training code).
 results/runs/%/summary.json: KEYS = --key registry:RUNS.$*
 results/runs/%/summary.json: $$(CODE_train) $$(CONFIG_CODE_$$*) $(SPLITS) | venv
-	$(STAGE)$(PY) scripts/train.py --run $* $(DATA_FLAG)
+	$(STAGE)$(PY) scripts/train.py --run $* $(PROFILE_FLAG) $(DATA_FLAG)
 	$(RECORD)
 
 # Predictions from the best checkpoint, then metrics from the predictions (no checkpoint needed).
