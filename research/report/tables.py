@@ -98,7 +98,8 @@ def to_markdown(frame: pd.DataFrame) -> str:
 
 def timings_table(results: Path, runs: tuple[str, ...] = experiments.HEADLINE,
                   seeds: tuple[str, ...] = experiments.SEED_RUNS) -> pd.DataFrame:
-    """Measured wall time of each stage and run, read from the files that recorded it."""
+    """Measured wall time of each stage and run, read from the files that recorded it, and the total
+    of what `make clean all` reruns on a CPU (every row but the GPU runs')."""
     rows = []
     for stage, path in (("cleaning", "cleaning/summary.json"), ("data visualization", "eda/summary.json")):
         file = Path(results) / path
@@ -115,6 +116,15 @@ def timings_table(results: Path, runs: tuple[str, ...] = experiments.HEADLINE,
             seconds = run_seconds(s)
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
                          "minutes": round(seconds / 60, 1)})
+    ablations = Path(results) / "ablations" / "runs.csv"
+    if ablations.is_file():
+        runs_csv = pd.read_csv(ablations)
+        rows.append({"stage": f"ablations ({len(runs_csv)} runs)", "device": "CPU",
+                     "minutes": round(runs_csv["train_seconds"].sum() / 60, 1)})
+    if rows:
+        cpu = sum(r["minutes"] for r in rows if "cpu" in r["device"].lower())
+        rows.append({"stage": "make clean all on the CPU (the rows above but the GPU runs)", "device": "CPU",
+                     "minutes": round(cpu, 1)})
     return pd.DataFrame(rows)
 
 
