@@ -34,8 +34,11 @@ def test_headline_table_rows_for_trained_runs_and_ensembles(tmp_path):
     assert table.loc["mix", "profile"] == "ensemble of a + b"
     assert table.loc["mix", "train_minutes"] == 10.0
     assert "| base |" in to_markdown(table.reset_index())
-    stages = timings_table(tmp_path, ("base", "mix"), seeds=())["stage"].tolist()
-    assert stages == ["train base (cpu profile)"]  # the ensemble trained nothing itself
+    timings = timings_table(tmp_path, ("base", "mix"), seeds=())
+    # the ensemble trained nothing itself; the last row totals the CPU rows
+    assert timings["stage"].tolist() == ["train base (cpu profile)",
+                                         "make clean all on the CPU (the rows above but the GPU runs)"]
+    assert timings["minutes"].tolist() == [3.0, 3.0]
     assert run_seconds(trained) == pytest.approx(180.0)
 
 
