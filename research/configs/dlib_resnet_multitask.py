@@ -7,7 +7,8 @@ Run:  python scripts/train.py --config dlib_resnet_multitask --profile cpu
           --set optimizer.trunk_freeze_epochs=0   (the control)
 Weights: the face_recognition_models package (dlib-models, CC0), converted once into
 data/pretrained/. Its 68-point landmark model (not for commercial use) is never used.
-Profiles: smoke (the full network at 112 px on 128 images); cpu (TIMING); gpu (150 px, bf16).
+Profiles: smoke (the full network at 112 px on 128 images); cpu (112 px, 4 epochs: its speed
+here is not measured yet); gpu (150 px, bf16, 20 epochs).
 Results: results/runs/dlib_resnet_multitask/ (gpu) and results/runs/dlib_resnet_multitask_cpu/ (cpu).
 
 Choices: dlib trained on 150x150 chips from dlib.get_face_chip at padding 0.25 (the face box
