@@ -51,7 +51,7 @@ venv: $(VENV)/.installed ## .venv from requirements.lock (GPU=1: requirements-gp
 $(VENV)/.installed: requirements.lock requirements-gpu.lock pyproject.toml
 	$(STAGE)$(PYTHON) -m venv $(VENV)
 	$(STAGE)$(VENV)/bin/pip install -q --upgrade pip
-	$(STAGE)$(VENV)/bin/pip install -q -r $(if $(GPU),requirements-gpu.lock,requirements.lock)
+	$(STAGE)$(VENV)/bin/pip install -q --no-deps -r $(if $(GPU),requirements-gpu.lock,requirements.lock)
 	$(STAGE)$(VENV)/bin/pip install -q --no-deps -e .
 	$(STAGE)touch $@
 

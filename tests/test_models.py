@@ -14,7 +14,20 @@ from research.configs.overrides import apply_overrides
 from research.models.cnn import CNN
 from research.models.factory import create_model
 from research.models.heads import NUM_AGE_BINS
-from research.models.layers import Conv, im2col_conv, max_pool, native_conv, resolve_impl
+from research.models.layers import (
+    Conv,
+    DepthwiseConv,
+    im2col_conv,
+    max_pool,
+    native_conv,
+    native_depthwise_conv,
+    resolve_depthwise_impl,
+    resolve_impl,
+    shifted_depthwise_conv,
+)
+from research.models.pretrained.dlib_resnet import DlibResNetTrunk
+from research.models.pretrained.mobilenet_v2 import MobileNetV2Trunk
+from research.models.pretrained.multitask import BackboneMultiTask
 from research.models.resnet import ResNet
 from research.vocabulary import NUM_ETHNICITIES, NUM_GENDERS
 
@@ -166,3 +179,53 @@ def test_max_pool_matches_flax(shape, window, stride, padding):
     got = max_pool(x, window, stride, padding)
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
+
+
+# --- depthwise convolution and the pretrained backbones' models -----------------------------------
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 1), (1, 1))])
+def test_shifted_depthwise_conv_matches_grouped_conv_outputs_and_gradients(stride, padding):
+    rng = np.random.default_rng(stride)
+    x = jnp.asarray(rng.normal(size=(2, 11, 10, 6)), jnp.float32)  # odd height: SAME pads unevenly
+    kernel = jnp.asarray(rng.normal(size=(3, 3, 1, 6)), jnp.float32)
+    strides = (stride, stride)
+    out_shape = jax.eval_shape(lambda a, b: native_depthwise_conv(a, b, strides, padding), x, kernel).shape
+    cotangent = jnp.asarray(rng.normal(size=out_shape), jnp.float32)
+    results = {name: jax.jit(lambda a, b, c, conv=conv: conv_with_grads(conv, a, b, c, strides, padding))(
+        x, kernel, cotangent) for name, conv in (("native", native_depthwise_conv),
+                                                 ("shifted", shifted_depthwise_conv))}
+    for label, native, shifted in zip(("output", "d/dinput", "d/dkernel"), results["native"],
+                                      results["shifted"], strict=True):
+        assert native.shape == shifted.shape, label
+        np.testing.assert_allclose(shifted, native, rtol=1e-5, atol=1e-5, err_msg=label)
+
+
+def test_depthwise_module_is_a_drop_in_for_a_grouped_flax_conv():
+    x = images(5, (2, 9, 8, 4))
+    module = DepthwiseConv((3, 3), (2, 2), ((1, 1), (1, 1)), impl="shifted")
+    params = module.init(jax.random.key(0), x)
+    flax_conv = nn.Conv(4, (3, 3), (2, 2), ((1, 1), (1, 1)), feature_group_count=4, use_bias=False)
+    shapes = functools.partial(jax.tree_util.tree_map, jnp.shape)
+    assert shapes(flax_conv.init(jax.random.key(0), x)) == shapes(params)
+    np.testing.assert_allclose(module.apply(params, x), flax_conv.apply(params, x), rtol=1e-5, atol=1e-5)
+    assert resolve_depthwise_impl("auto") == ("shifted" if jax.default_backend() == "cpu" else "native")
+    with pytest.raises(ValueError, match="depthwise_impl"):
+        resolve_depthwise_impl("fft")
+
+
+@pytest.mark.parametrize("config_name, trunk", [("mobilenet_v2_multitask", MobileNetV2Trunk),
+                                                ("dlib_resnet_multitask", DlibResNetTrunk)])
+def test_factory_builds_pretrained_backbones_with_the_shared_heads(config_name, trunk):
+    config = load_config(config_name, "smoke")
+    model = create_model(config.model, axis_name="batch")
+    assert isinstance(model, BackboneMultiTask) and isinstance(model.trunk, trunk)
+    assert model.trunk.axis_name == "batch" and model.input_norm == config.model.input_norm
+    model = create_model(config.model)  # outside pmap: no axis to synchronise BatchNorm over
+    x = images(0, (BATCH, config.image_size, config.image_size, 3))
+    variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+    assert set(variables["params"]) == {"trunk", "heads"}
+    out = jax.eval_shape(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"],
+                                               rngs={"dropout": jax.random.key(1)})[0], variables)
+    assert out["age"].shape == (BATCH, NUM_AGE_BINS) and out["gender"].shape == (BATCH, NUM_GENDERS)
+    assert out["race"].shape == (BATCH, NUM_ETHNICITIES)

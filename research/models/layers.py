@@ -4,6 +4,8 @@ XLA's CPU convolution kernels are slow for these shapes. ``Conv`` keeps exactly 
 of ``flax.linen.Conv`` (kernel ``(kh, kw, cin, cout)``, optional bias) and computes the same
 function either natively (``lax.conv_general_dilated``, used on GPU/TPU) or as one matrix
 product over shifted, strided slices of the padded input (im2col, used on CPU).
+``DepthwiseConv`` does the same for depthwise convolutions (one filter per channel, as in
+MobileNetV2): XLA's grouped convolution, or a sum of shifted multiply-adds (used on CPU).
 """
 
 from __future__ import annotations
@@ -102,3 +104,67 @@ def max_pool(x: jnp.ndarray, window: int, stride: int, padding: str = "VALID") -
     if window == stride == 2 and padding == "VALID" and h % 2 == 0 and w % 2 == 0:
         return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
     return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+
+
+def resolve_depthwise_impl(impl: str) -> str:
+    """'auto' -> 'shifted' on CPU, 'native' elsewhere."""
+    if impl == "auto":
+        return "shifted" if jax.default_backend() == "cpu" else "native"
+    if impl not in ("native", "shifted"):
+        raise ValueError(f"depthwise_impl must be 'auto', 'native' or 'shifted', got {impl!r}")
+    return impl
+
+
+def shifted_depthwise_conv(x: jnp.ndarray, kernel: jnp.ndarray, strides: tuple[int, int],
+                           padding: Padding) -> jnp.ndarray:
+    """Depthwise NHWC convolution (kernel ``(kh, kw, 1, C)``) as kh*kw shifted multiply-adds.
+
+    XLA's CPU backend runs a grouped convolution with one channel per group as a slow generic
+    loop; elementwise products of strided slices vectorise over the channels instead."""
+    kh, kw, _, channels = kernel.shape
+    (pt, pb), (pl, pr) = _pads(x, (kh, kw), strides, padding)
+    if pt or pb or pl or pr:
+        x = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    sh, sw = strides
+    out_h = (x.shape[1] - kh) // sh + 1
+    out_w = (x.shape[2] - kw) // sw + 1
+    taps = kernel.reshape(kh, kw, channels)
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            term = x[:, i : i + (out_h - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw, :] * taps[i, j]
+            y = term if y is None else y + term
+    return y
+
+
+def native_depthwise_conv(x: jnp.ndarray, kernel: jnp.ndarray, strides: tuple[int, int],
+                          padding: Padding) -> jnp.ndarray:
+    pads = padding if isinstance(padding, str) else [tuple(p) for p in padding]
+    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    feature_group_count=x.shape[-1])
+
+
+class DepthwiseConv(nn.Module):
+    """``nn.Conv(C, k, feature_group_count=C)`` (same parameter names and shapes) with a
+    selectable kernel: XLA's grouped convolution or shifted multiply-adds."""
+
+    kernel_size: tuple[int, int] = (3, 3)
+    strides: tuple[int, int] = (1, 1)
+    padding: Padding = "SAME"
+    use_bias: bool = False
+    impl: str = "auto"
+    dtype: jnp.dtype | None = None
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        channels = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, 1, channels), jnp.float32)
+        dtype = self.dtype or x.dtype
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+        shifted = resolve_depthwise_impl(self.impl) == "shifted"
+        conv = shifted_depthwise_conv if shifted else native_depthwise_conv
+        y = conv(x, kernel, tuple(self.strides), self.padding)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (channels,), jnp.float32).astype(dtype)
+        return y

@@ -1,0 +1,1 @@
+"""Pretrained backbones ported to Flax, with converters for weights that ship in registry packages."""
