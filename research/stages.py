@@ -18,7 +18,8 @@ script and per run config, the research/ modules it imports (its code inputs), f
 imports, so that no rule has to list code by hand. Standard library only: make runs this before
 the virtual environment exists.
 
-    python3 -m research.stages sync | makevars | stale
+    python3 -m research.stages sync | makevars | stale | help
+    python3 -m research.stages invalidate TARGET ...
     python3 -m research.stages record TARGET [--key KEY ...] -- INPUT ...
 """
 
@@ -130,6 +131,16 @@ def sync(path: Path = LOCK) -> tuple[list[str], list[str]]:
     return [t for t in ordered if fresh[t]], [t for t in ordered if not fresh[t]]
 
 
+def invalidate(targets: list[str], path: Path = LOCK) -> None:
+    """Forget the recorded content of ``targets`` and make them older than anything, so that the
+    next make reruns them (and what depends on them) even though nothing they read changed."""
+    with locked(path) as entries:
+        for target in targets:
+            entries.pop(target, None)
+            if os.path.exists(target):
+                os.utime(target, ns=(OLD * 10**9, OLD * 10**9))
+
+
 def module_file(module: str, root: Path) -> Path | None:
     base = root / Path(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
@@ -234,6 +245,8 @@ def main(argv: list[str]) -> None:
         sync()
     elif command == "stale":
         print("\n".join(sync()[1]))
+    elif command == "invalidate":
+        invalidate(rest)
     elif command == "help":
         print(help_text(Path(rest[0] if rest else "Makefile")))
     elif command == "makevars":
