@@ -2,8 +2,7 @@
 two forced devices (same losses, parameters and predictions files), a two-process run killed after
 its first checkpoint and restarted, the launcher, and how global batches split over processes.
 
-Every run is a subprocess with a time limit (the launcher stops its processes on failure); the
-runs share a JAX compilation cache in tmp_path, so later ones skip most compiles.
+Every run is a subprocess with a time limit (the launcher stops its processes on failure).
 """
 
 import json
@@ -29,8 +28,8 @@ from research.training.distributed import check_global_batch
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 150  # seconds per run; a run that hangs in a collective fails the test instead
-# The smoke CNN made smaller still (compiles dominate here, and process 1 finds none of its own in
-# the cache); augmentation and dropout stay on, so the per-device random streams are compared too.
+# The smoke CNN made smaller still (compiles dominate here); augmentation and dropout stay on, so
+# the per-device random streams are compared too.
 # Eval batches of 3 over 8 rows: 3 batches, so process 1 runs one batch and pads a second.
 OVERRIDES = {"image_size": 16, "model.widths": "(4,)", "eval.batch_size": 3, "eval.tta_flip": False}
 TIMING_KEYS = ("epoch_seconds", "images_per_s")
@@ -65,6 +64,9 @@ if cut < len(args):
 
 
 def child_env(root: Path, devices: int) -> dict:
+    """A shared persistent compilation cache: the reference and process 0 of the resumed run find
+    their programs there (process 1's never are: JAX writes the cache from process 0 only, and
+    the keys name the devices), which leaves more of the two cores to process 1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=str(REPO),
                JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"),
@@ -129,8 +131,8 @@ class Runs:
 def runs(tmp_path_factory, utk_writer) -> dict:
     """The reference (1 process x 2 devices) and a 2 x 1 run killed after epoch 1, then resumed.
 
-    The reference runs beside the killed run, on the core that run leaves idle while its
-    process 1 compiles what process 0 finds in the compilation cache (only process 0 writes it).
+    The reference runs beside the killed run: compiling is mostly single-threaded, so the three
+    processes share the two cores better than two would.
     """
     root = tmp_path_factory.mktemp("distributed")
     prepare_data(root, utk_writer)

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
 import jax
+import numpy as np
+from jax._src import distributed as jax_distributed
 from jax.experimental import multihost_utils
 
 T = TypeVar("T")
 
 # Launchers that start one process per task and that jax.distributed can read the layout from.
 CLUSTER_SIZE_VARIABLES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+BARRIER_TIMEOUT_S = 3600  # e.g. process 0 decoding the image cache while the others wait
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +60,22 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
     jax.distributed.initialize(coordinator_address=coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS"),
                                num_processes=num_processes, process_id=process_id)
+    sys.excepthook = _exit_at_once
+    # A first collective over every device while all processes are here: the CPU (gloo) one
+    # sets up its connections now, which fails when a peer is more than 30 s late (later
+    # collectives wait as long as it takes, e.g. for a process still compiling).
+    multihost_utils.process_allgather(np.int32(jax.process_index()))
     return jax.process_count()
+
+
+def _exit_at_once(kind, value, trace) -> None:
+    """Print an uncaught error and exit without jax.distributed's shutdown barrier, which would
+    wait (minutes) for processes that are themselves waiting for this one in a collective; the
+    launcher (scripts/launch_local.py, srun --kill-on-bad-exit) then stops the others."""
+    traceback.print_exception(kind, value, trace)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def initialize_from_args(args: argparse.Namespace) -> int:
@@ -96,10 +116,14 @@ def check_global_batch(batch_size: int, devices_per_process: int, num_processes:
                      f"to a multiple of {total}")
 
 
-def barrier(name: str) -> None:
-    """Wait until every process gets here (a no-op with one process)."""
+def barrier(name: str, timeout_s: int = BARRIER_TIMEOUT_S) -> None:
+    """Wait until every process gets here (a no-op with one process).
+
+    A barrier of the coordination service rather than a collective, which would hold a device
+    and a connection for as long as process 0 builds a cache.
+    """
     if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(name)
+        jax_distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
 
 
 def primary_first(make: Callable[[], T], name: str) -> T:

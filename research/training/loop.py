@@ -202,6 +202,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     if primary:
         write_csv(workdir / "history.csv", history_frame)
         run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
-    return run_history.write_summary(workdir, config, history, all_devices, time.time() - start_time,
-                                     len(train_rows), len(val_rows), cached.source_sha256, commit,
-                                     write=primary)
+    summary = run_history.write_summary(workdir, config, history, all_devices, time.time() - start_time,
+                                        len(train_rows), len(val_rows), cached.source_sha256, commit,
+                                        write=primary)
+    distributed.barrier(f"{workdir} written")  # every process returns once the run's files exist
+    return summary
