@@ -7,11 +7,13 @@ training loop.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from research.data import pipeline
 from research.models.heads import expected_age
@@ -57,12 +59,51 @@ def mixture_step(members: tuple[dict, ...], images: jnp.ndarray, apply_fn, tta_f
             "p_gender": mix([o["p_gender"] for o in outs]), "p_race": mix([o["p_race"] for o in outs])}
 
 
+def _padded(images: np.ndarray, rows: np.ndarray, start: int, batch_size: int) -> tuple[np.ndarray, int, int]:
+    chunk, real = pipeline.eval_batch(images, rows[start:start + batch_size], batch_size)
+    return chunk, start, real
+
+
+def each_eval_batch(images: np.ndarray, rows: np.ndarray, batch_size: int,
+                    batch_fn: Callable[[np.ndarray, int, int], dict[str, np.ndarray]],
+                    across_processes: bool = True) -> list[dict[str, np.ndarray]]:
+    """``batch_fn(images, start, real)`` on every padded batch of ``rows``, in file order.
+
+    With several processes (and ``across_processes``) the batches are dealt round-robin, so each
+    process reads and runs only its share, and the outputs are gathered: every process returns
+    every batch's outputs in file order. A batch holds the same rows whatever the process count,
+    so the results are those of one process. Every process must call this (a collective).
+    """
+    starts = range(0, len(rows), batch_size)
+    count, index = (jax.process_count(), jax.process_index()) if across_processes else (1, 0)
+    mine = [batch_fn(*_padded(images, rows, start, batch_size)) for start in starts[index::count]]
+    if count == 1 or not len(starts):  # one process, or no rows at all
+        return mine
+    per_process = -(-len(starts) // count)
+    if len(mine) < per_process:  # the last round does not reach this process: any batch's shapes do
+        filler = batch_fn(*_padded(images, rows, 0, batch_size))
+        mine += [filler] * (per_process - len(mine))
+    stacked = {key: np.stack([np.asarray(out[key]) for out in mine]) for key in mine[0]}
+    gathered = multihost_utils.process_allgather(stacked)  # (process, round, ...)
+    # Batch b ran on process b % count in round b // count.
+    return [{key: value[b % count, b // count] for key, value in gathered.items()}
+            for b in range(len(starts))]
+
+
 def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
-                 config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
-    """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows."""
+                 config: ml_collections.ConfigDict, across_processes: bool = True) -> dict[str, np.ndarray]:
+    """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows.
+
+    With several processes each predicts its share of the batches and every process gets all
+    the predictions in file order (``each_eval_batch``); ``across_processes=False`` predicts
+    every row here.
+    """
     step = jax.jit(functools.partial(predict_step, apply_fn=apply_fn, tta_flip=config.eval.tta_flip))
-    parts = []
-    for chunk, real in pipeline.eval_batches(images, rows, config.eval.batch_size):
-        out = jax.device_get(step(variables, chunk))
-        parts.append({k: v[:real] for k, v in out.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+    def predict(chunk: np.ndarray, start: int, real: int) -> dict[str, np.ndarray]:
+        return jax.device_get(step(variables, chunk))
+
+    outputs = each_eval_batch(images, rows, config.eval.batch_size, predict, across_processes)
+    if not outputs:
+        return {}
+    return {k: np.concatenate([out[k] for out in outputs])[: len(rows)] for k in outputs[0]}

@@ -44,8 +44,11 @@ def device_info() -> dict[str, object]:
     import jax
 
     devices = jax.local_devices()
-    return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+    info = {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
             "num_devices": len(devices), "host": platform.node(), "cpu": platform.processor()}
+    if jax.process_count() > 1:  # num_devices stays this process's count
+        info.update(num_processes=jax.process_count(), global_num_devices=jax.device_count())
+    return info
 
 
 def provenance(data_sha256: str | None = None, with_device: bool = False) -> dict[str, object]:

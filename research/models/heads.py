@@ -5,11 +5,14 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from research.vocabulary import NUM_ETHNICITIES, NUM_GENDERS
 
 NUM_AGE_BINS = 117  # ages 0..116
-AGES = jnp.arange(NUM_AGE_BINS, dtype=jnp.float32)
+# numpy, not jnp: a module-level JAX array would start the backend at import, before a multi-process
+# run could call jax.distributed.initialize.
+AGES = np.arange(NUM_AGE_BINS, dtype=np.float32)
 
 
 def expected_age(logits: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:

@@ -8,10 +8,12 @@ steps and inference stay the same for every model.
 """
 
 import jax.numpy as jnp
+import numpy as np
 
-# Fixed statistics that map uint8 pixels to roughly zero mean and unit variance.
-MEAN = jnp.array([0.5, 0.5, 0.5], jnp.float32)
-STD = jnp.array([0.25, 0.25, 0.25], jnp.float32)
+# Fixed statistics that map uint8 pixels to roughly zero mean and unit variance (numpy: no JAX
+# array is made at import, so a multi-process run can initialise jax.distributed first).
+MEAN = np.array([0.5, 0.5, 0.5], np.float32)
+STD = np.array([0.25, 0.25, 0.25], np.float32)
 
 # (mean, std) of pixels in [0, 1] that each network was trained with.
 NORMALIZATIONS = {

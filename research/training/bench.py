@@ -1,9 +1,16 @@
-"""Training-step throughput on synthetic batches (a benchmark, not a test)."""
+"""Training-step throughput on synthetic batches (a benchmark, not a test), in one process or
+several (``multihost_throughput``: the same global batch over 1 process x N devices and
+N processes x 1 device)."""
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import ml_collections
@@ -13,6 +20,9 @@ from flax import jax_utils
 from research.configs.overrides import apply_overrides
 from research.data.pipeline import shard
 from research.models.factory import create_model
+from research.outputs import write_json
+from research.training.distributed import check_global_batch, global_devices
+from research.training.launch import launch_local
 from research.training.state import create_train_state
 from research.training.steps import AXIS, replicate, train_step
 
@@ -28,21 +38,25 @@ def synthetic_batch(batch: int, size: int, seed: int) -> dict:
 
 def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | None = None,
             warmup_steps: int = 3) -> dict:
-    """Compile time and images/s of the pmap'd train step over every local device.
+    """Compile time and images/s of the pmap'd train step over every local device (of every
+    process, each feeding its share of the global batch).
 
     ``warmup_steps`` after the compiling step are not timed: on the H100 the first few dozen
     steps ran an order of magnitude slower than later ones (run-time autotuning).
     """
     config = apply_overrides(config, overrides or {})
-    devices = jax.local_devices()[: config.num_devices or None]
+    local = jax.local_devices()[: config.num_devices or None]
+    check_global_batch(config.batch_size, len(local), jax.process_count())
+    devices = global_devices(local)
     model = create_model(config.model, axis_name=AXIS)
     state = create_train_state(model, config, jax.random.key(config.seed), steps_per_epoch=100)
     state = replicate(state, devices)
-    keys = jax_utils.replicate(jax.random.key(1), devices=devices)
+    keys = jax_utils.replicate(jax.random.key(1), devices=local)
     p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
                        devices=devices, donate_argnums=(0,))
-    sharded = shard(synthetic_batch(config.batch_size, config.image_size, config.seed), len(devices))
-    batch = next(jax_utils.prefetch_to_device(iter([sharded]), 1, devices=devices))
+    share = config.batch_size // jax.process_count()
+    sharded = shard(synthetic_batch(share, config.image_size, config.seed + jax.process_index()), len(local))
+    batch = next(jax_utils.prefetch_to_device(iter([sharded]), 1, devices=local))
     tic = time.time()
     state, metrics = p_train(state, batch, keys)
     jax.block_until_ready(metrics)
@@ -56,7 +70,49 @@ def measure(config: ml_collections.ConfigDict, steps: int, overrides: dict | Non
     jax.block_until_ready(metrics)
     seconds = time.time() - tic
     return {"images_per_s": steps * config.batch_size / seconds, "compile_s": compile_s,
-            "devices": len(devices), "device_kind": devices[0].device_kind}
+            "devices": len(devices), "device_kind": devices[0].device_kind,
+            "processes": jax.process_count(), "step_ms": 1000 * seconds / steps}
+
+
+def measure_process(argv: list[str]) -> None:
+    """One process of a multi-process measurement (``python -m research.training.bench CONFIG PROFILE
+    STEPS WARMUP OUT``): joins the processes, measures, and process 0 writes the result to OUT."""
+    from research.training import distributed
+
+    distributed.initialize()
+    from research.configs import load_config
+
+    name, profile, steps, warmup, out = argv
+    result = measure(load_config(name, profile), int(steps), warmup_steps=int(warmup))
+    if distributed.is_primary():
+        write_json(out, result)
+
+
+def multihost_throughput(config_name: str, profile: str, steps: int, warmup_steps: int,
+                         layouts: tuple[tuple[int, int], ...] = ((1, 2), (2, 1))) -> list[dict]:
+    """Images/s of ``config_name``'s train step for each (processes, devices per process) layout,
+    each in fresh processes on this machine (scripts/launch_local.py's launcher; forced CPU devices).
+
+    The global batch is the config's in every layout, so the rows differ only in how its devices
+    are spread over processes (the cross-process psum goes through gloo over 127.0.0.1).
+    """
+    rows = []
+    for processes, devices in layouts:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "result.json"
+            load_before = os.getloadavg()
+            status = launch_local([sys.executable, "-m", "research.training.bench", config_name, profile,
+                                   str(steps), str(warmup_steps), str(out)], processes, devices)
+            if status:
+                raise RuntimeError(f"the {processes} x {devices} measurement failed (exit status {status})")
+            result = json.loads(out.read_text())
+        rows.append({"config": config_name, "profile": profile, "processes": processes,
+                     "devices_per_process": devices, "devices": result["devices"], "steps": steps,
+                     "images_per_s": round(result["images_per_s"], 1), "step_ms": round(result["step_ms"], 1),
+                     "compile_s": round(result["compile_s"], 1),
+                     "loadavg_1min_before": round(load_before[0], 2),
+                     "loadavg_1min_after": round(os.getloadavg()[0], 2)})
+    return rows
 
 
 def measure_variant(name: str, impl: str, dtype: str, steps: int) -> dict:
@@ -71,3 +127,7 @@ def measure_variant(name: str, impl: str, dtype: str, steps: int) -> dict:
     else:
         overrides.update({"model.small_input_stem": False})
     return measure(load_config(name, "cpu"), steps, overrides, warmup_steps=1)
+
+
+if __name__ == "__main__":
+    measure_process(sys.argv[1:])

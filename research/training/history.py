@@ -59,7 +59,8 @@ def plot_loss_curves(history: pd.DataFrame, path: Path, title: str) -> None:
 
 def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: list[dict], devices: list,
                   wall_time: float, n_train: int, n_val: int, data_sha256: str | None,
-                  commit: str) -> dict:
+                  commit: str, write: bool = True) -> dict:
+    """The run's summary (``devices``: those of every process); written to summary.json if ``write``."""
     from research.data.archive import sha256_file
 
     best = min(history, key=lambda h: h["val/age_mae"])
@@ -79,6 +80,10 @@ def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: lis
         "config": config.to_dict(),
         "provenance": provenance(data_sha256=data_sha256, with_device=True),
     }
+    processes = len({d.process_index for d in devices})
+    if processes > 1:  # one-process summaries keep their keys
+        summary["num_processes"] = processes
     summary["provenance"]["git_commit"] = commit
-    write_json(Path(workdir) / "summary.json", summary)
+    if write:
+        write_json(Path(workdir) / "summary.json", summary)
     return summary

@@ -1,4 +1,10 @@
-"""The training loop: epochs of pmap'd steps, validation, checkpoints, logs and resumption."""
+"""The training loop: epochs of pmap'd steps, validation, checkpoints, logs and resumption.
+
+With several processes (research/training/distributed.py) every process runs this same loop on
+its share of each global batch; the step's psum spans all their devices, validation is sharded
+over processes and gathered, checkpoints are written collectively by Orbax, and only process 0
+writes the run's results files and prints.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +22,12 @@ from flax import jax_utils
 from tqdm import tqdm
 
 from research.data import pipeline, protocol
-from research.inference import predict_rows
+from research.inference import each_eval_batch, predict_rows
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
 from research.runs import checkpoints
+from research.training import distributed
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
 from research.training.steps import AXIS, loss_sums_step, replicate, train_step
@@ -31,13 +38,14 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def local_devices(config: ml_collections.ConfigDict) -> list:
+    """This process's first ``config.num_devices`` devices (0: all); the global batch must divide
+    over that many devices in each process."""
     devices = jax.local_devices()
     wanted = config.num_devices or len(devices)
     if wanted > len(devices):
         raise ValueError(f"config.num_devices={wanted} but only {len(devices)} local devices; on CPU set "
                          f"XLA_FLAGS=--xla_force_host_platform_device_count={wanted}")
-    if config.batch_size % wanted:
-        raise ValueError(f"batch_size {config.batch_size} does not divide evenly over {wanted} devices")
+    distributed.check_global_batch(config.batch_size, wanted, jax.process_count())
     return devices[:wanted]
 
 
@@ -45,16 +53,19 @@ def validation_losses(variables, apply_fn, images, rows, table, config) -> dict[
     """Mean loss per head over ``rows`` (padding rows carry weight 0)."""
     step = jax.jit(functools.partial(loss_sums_step, apply_fn=apply_fn, config=config))
     labels = pipeline.labels_of(table)
-    totals: dict[str, float] = {}
-    for start, (chunk, real) in zip(range(0, len(rows), config.eval.batch_size),
-                                    pipeline.eval_batches(images, rows, config.eval.batch_size),
-                                    strict=True):
+
+    def loss_sums(chunk: np.ndarray, start: int, real: int) -> dict[str, np.ndarray]:
         pad = len(chunk) - real
         batch = {k: np.concatenate([v[start:start + real], np.full(pad, 0 if k != "race" else -1, v.dtype)])
                  for k, v in labels.items()}
         batch["image"] = chunk
         batch["weight"] = np.concatenate([np.ones(real, np.float32), np.zeros(pad, np.float32)])
-        for key, value in jax.device_get(step(variables, batch)).items():
+        return jax.device_get(step(variables, batch))
+
+    totals: dict[str, float] = {}
+    # Batch by batch in file order, as with one process: the same sums to the last bit.
+    for sums in each_eval_batch(images, rows, config.eval.batch_size, loss_sums):
+        for key, value in sums.items():
             totals[key] = totals.get(key, 0.0) + float(value)
     return {f"loss_{head}": totals[head] / max(totals["n_race" if head == "race" else "n"], 1.0)
             for head in ("age", "gender", "race")}
@@ -95,7 +106,8 @@ def run_epoch(p_train, replicated, step_keys, batches, devices: list, steps: int
     """
     sums = None
     bar = tqdm(jax_utils.prefetch_to_device(batches, 2, devices=devices), total=steps,
-               desc=f"{config.name} epoch {epoch + 1}/{config.optimizer.num_epochs}", unit="step")
+               desc=f"{config.name} epoch {epoch + 1}/{config.optimizer.num_epochs}", unit="step",
+               disable=not distributed.is_primary())
     for i, batch in enumerate(bar):
         replicated, metrics = p_train(replicated, batch, step_keys)
         metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
@@ -112,13 +124,21 @@ def run_epoch(p_train, replicated, step_keys, batches, devices: list, steps: int
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: str | None = None) -> dict:
-    """Train ``config`` into ``workdir`` (resuming from its last checkpoint) and return the summary."""
+    """Train ``config`` into ``workdir`` (resuming from its last checkpoint) and return the summary.
+
+    With several processes, every process calls this with the same config and workdir (a
+    filesystem all of them see, for the checkpoints).
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    primary = distributed.is_primary()
     commit = git_commit()  # the code that runs is the code at start, whatever happens meanwhile
-    write_json(workdir / "config.json", config.to_dict())
+    if primary:
+        write_json(workdir / "config.json", config.to_dict())
     devices = local_devices(config)
-    cached = protocol.open_protocol(config, data)
+    all_devices = distributed.global_devices(devices)  # == devices with one process
+    # Process 0 builds a missing cache; the others then open it instead of decoding it too.
+    cached = distributed.primary_first(lambda: protocol.open_protocol(config, data), "decoded-image cache")
     train_rows, train_table = cached.split("train")
     val_rows, val_table = cached.split("val")
     train_rows = protocol.subset(train_rows, config.data.max_train_images)
@@ -139,40 +159,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
         state, meta = checkpoints.restore(ckpt_dir / "last", state)
         check_resumable(meta, config, ckpt_dir / "last")
         start_epoch, history = meta["epoch"] + 1, meta["history"]
-        print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {ckpt_dir / 'last'}")
-    run_history.rewrite_metrics(workdir / "metrics.jsonl", history)
+        if primary:
+            print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {ckpt_dir / 'last'}")
+    if primary:
+        run_history.rewrite_metrics(workdir / "metrics.jsonl", history)
 
     p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
-                       devices=devices, donate_argnums=(0,))
+                       devices=all_devices, donate_argnums=(0,))
     schedule = learning_rate_schedule(config.optimizer, steps_per_epoch)
     labels = pipeline.labels_of(train_table)
-    replicated = replicate(state, devices)
+    replicated = replicate(state, all_devices)
     step_keys = jax_utils.replicate(step_rng, devices=devices)
     best = min((h["val/age_mae"] for h in history), default=float("inf"))
     start_time = time.time()
     for epoch in range(start_epoch, config.optimizer.num_epochs):
         batches = pipeline.train_batches(cached.images, train_rows, labels, config.batch_size,
-                                         config.seed, epoch, len(devices))
+                                         config.seed, epoch, len(devices), jax.process_index(),
+                                         jax.process_count())
         tic = time.time()
         replicated, sums = run_epoch(p_train, replicated, step_keys, batches, devices, steps_per_epoch,
                                      config, epoch)
         seconds = time.time() - tic
         # Not jax_utils.unreplicate: with 1 of several local devices it returns the (1, ...) arrays.
+        # (pmap's outputs hold this process's devices only, so [0] is its first local replica.)
         state = jax.tree_util.tree_map(lambda x: x[0], replicated)
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         val = evaluate_split(variables, state.apply_fn, cached.images, val_rows, val_table, config)
         record = run_history.epoch_record(epoch, jax.device_get(sums), steps_per_epoch, val,
                                           float(schedule(int(state.step))), seconds, config.batch_size)
         history.append(record)
-        append_jsonl(workdir / "metrics.jsonl", record)
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+        if primary:
+            append_jsonl(workdir / "metrics.jsonl", record)
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+        # Every process holds the same val (gathered) and history, so all take part in each save.
         if val["age_mae"] < best:
             best = val["age_mae"]
             checkpoints.save(ckpt_dir / "best", epoch, state, {"epoch": epoch, "val": val})
         checkpoints.save(ckpt_dir / "last", epoch, state, {"epoch": epoch, "history": history,
                                                             "config": training_config(config)})
     history_frame = pd.DataFrame(history)
-    write_csv(workdir / "history.csv", history_frame)
-    run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
-    return run_history.write_summary(workdir, config, history, devices, time.time() - start_time,
-                                     len(train_rows), len(val_rows), cached.source_sha256, commit)
+    if primary:
+        write_csv(workdir / "history.csv", history_frame)
+        run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
+    summary = run_history.write_summary(workdir, config, history, all_devices, time.time() - start_time,
+                                        len(train_rows), len(val_rows), cached.source_sha256, commit,
+                                        write=primary)
+    distributed.barrier(f"{workdir} written")  # every process returns once the run's files exist
+    return summary
