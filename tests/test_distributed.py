@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 from _tiny_run import prepare_data
 
-from research.runs import checkpoints
 from research.configs import load_config
 from research.configs.overrides import apply_overrides
 from research.data import pipeline
 from research.data.protocol import open_protocol
+from research.runs import checkpoints
 from research.training.distributed import check_global_batch
 
 REPO = Path(__file__).resolve().parents[1]
