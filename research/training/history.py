@@ -10,6 +10,7 @@ import pandas as pd
 
 from research.outputs import append_jsonl, save_figure, write_json
 from research.provenance import provenance
+from research.runs.folder import RunFolder
 
 
 def epoch_record(epoch: int, sums: dict, steps: int, val: dict, lr: float, seconds: float,
@@ -85,5 +86,5 @@ def write_summary(workdir: Path, config: ml_collections.ConfigDict, history: lis
         summary["num_processes"] = processes
     summary["provenance"]["git_commit"] = commit
     if write:
-        write_json(Path(workdir) / "summary.json", summary)
+        write_json(RunFolder(workdir).summary_file, summary)
     return summary

@@ -27,6 +27,7 @@ from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
 from research.runs import checkpoints
+from research.runs.folder import RunFolder
 from research.training import distributed
 from research.training import history as run_history
 from research.training.state import create_train_state, learning_rate_schedule
@@ -129,12 +130,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     With several processes, every process calls this with the same config and workdir (a
     filesystem all of them see, for the checkpoints).
     """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(workdir)
+    folder.path.mkdir(parents=True, exist_ok=True)
     primary = distributed.is_primary()
     commit = git_commit()  # the code that runs is the code at start, whatever happens meanwhile
     if primary:
-        write_json(workdir / "config.json", config.to_dict())
+        write_json(folder.config_file, config.to_dict())
     devices = local_devices(config)
     all_devices = distributed.global_devices(devices)  # == devices with one process
     # Process 0 builds a missing cache; the others then open it instead of decoding it too.
@@ -153,16 +154,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     rng = jax.random.key(config.seed)
     init_rng, step_rng = jax.random.split(rng)
     state = create_train_state(model, config, init_rng, steps_per_epoch)
-    ckpt_dir = workdir / "checkpoints"
     start_epoch, history = 0, []
-    if checkpoints.latest_step(ckpt_dir / "last") is not None:
-        state, meta = checkpoints.restore(ckpt_dir / "last", state)
-        check_resumable(meta, config, ckpt_dir / "last")
+    if checkpoints.latest_step(folder.last_checkpoint) is not None:
+        state, meta = checkpoints.restore(folder.last_checkpoint, state)
+        check_resumable(meta, config, folder.last_checkpoint)
         start_epoch, history = meta["epoch"] + 1, meta["history"]
         if primary:
-            print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {ckpt_dir / 'last'}")
+            print(f"resuming {config.name} after epoch {meta['epoch'] + 1} from {folder.last_checkpoint}")
     if primary:
-        run_history.rewrite_metrics(workdir / "metrics.jsonl", history)
+        run_history.rewrite_metrics(folder.metrics_log, history)
 
     p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
                        devices=all_devices, donate_argnums=(0,))
@@ -189,18 +189,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
                                           float(schedule(int(state.step))), seconds, config.batch_size)
         history.append(record)
         if primary:
-            append_jsonl(workdir / "metrics.jsonl", record)
+            append_jsonl(folder.metrics_log, record)
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
         # Every process holds the same val (gathered) and history, so all take part in each save.
         if val["age_mae"] < best:
             best = val["age_mae"]
-            checkpoints.save(ckpt_dir / "best", epoch, state, {"epoch": epoch, "val": val})
-        checkpoints.save(ckpt_dir / "last", epoch, state, {"epoch": epoch, "history": history,
+            checkpoints.save(folder.best_checkpoint, epoch, state, {"epoch": epoch, "val": val})
+        checkpoints.save(folder.last_checkpoint, epoch, state, {"epoch": epoch, "history": history,
                                                             "config": training_config(config)})
     history_frame = pd.DataFrame(history)
     if primary:
-        write_csv(workdir / "history.csv", history_frame)
-        run_history.plot_loss_curves(history_frame, workdir / "loss_curves.png", config.name)
+        write_csv(folder.history_file, history_frame)
+        run_history.plot_loss_curves(history_frame, folder.loss_curves, config.name)
     summary = run_history.write_summary(workdir, config, history, all_devices, time.time() - start_time,
                                         len(train_rows), len(val_rows), cached.source_sha256, commit,
                                         write=primary)
