@@ -55,16 +55,19 @@ def default_aligner() -> FaceAligner:
 def test_faces_of_40_px_are_all_found_by_default_and_not_at_the_peers_setting(default_aligner):
     canvas, expected = face_canvas(40, 5)
     assert found_boxes(default_aligner, canvas, expected) == 5
+    assert found_boxes(default_aligner, *face_canvas(34, 5)) == 5  # "from about 36 px"
     assert found_boxes(FaceAligner(detector_config("no_upsampling")), canvas, expected) == 0
     big, expected_big = face_canvas(120, 3)
     assert found_boxes(default_aligner, big, expected_big) == 3  # large faces still found
 
 
 def test_the_upscale_is_capped_for_large_photos():
-    assert detection_scale(640, 480, 1.5, 4_000_000) == 1.5
-    assert detection_scale(2000, 1500, 1.5, 4_000_000) == pytest.approx((4e6 / 3e6) ** 0.5)
-    assert detection_scale(4000, 3000, 1.5, 4_000_000) == 1.0  # never below the image itself
-    assert faces.min_face_width(1.5) == 40 and faces.min_face_width(1.0) == faces.HOG_MIN_FACE
+    assert detection_scale(640, 480, 2.0, 4_000_000) == 2.0
+    assert detection_scale(2000, 1500, 2.0, 4_000_000) == pytest.approx((4e6 / 3e6) ** 0.5)
+    assert detection_scale(4000, 3000, 2.0, 4_000_000) == 1.0  # never below the image itself
+    assert faces.min_face_width(2.0) == 30 and faces.min_face_width(1.0) == faces.HOG_MIN_FACE
+    aligner = FaceAligner(get_config())
+    assert aligner.scale_for(np.zeros((480, 640, 3), np.uint8)) == get_config().detector_upscale
 
 
 def test_overlapping_detections_of_two_detectors_are_merged():
