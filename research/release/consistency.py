@@ -8,6 +8,10 @@ paddings, so the padding is chosen without looking at test.
 
 consistency.csv rows: file, age, gender, x, y, side, detected, detection_score, best_other_score,
 pred_age_direct, pred_gender_direct, then pred_age_full / pred_gender_full per padding.
+size_bins.csv: the test crops again at small sides (SMALL_SCALE_RANGE) and the standard run,
+per crop-side bin: images, detected, detection_rate, mae_full_path, mae_direct, mae_difference
+(on the detected crops) and mean_abs_estimate_difference. A face's HOG box is about 0.86 of
+the crop side (results/detection/summary.json, calibration).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from research.vocabulary import AGE_GROUPS, age_group
 
 CANVAS = (640, 480)
 SCALE_RANGE = (0.8, 2.0)  # pasted crop side / 200 px
+SMALL_SCALE_RANGE = (0.15, 0.8)  # sides 30-160 px: faces the upscaled detector reaches
+SIDE_BINS = (30, 48, 64, 96, 128, 160, 240, 401)
 SCORE_FLOOR = -0.5  # detections are kept down to this score to tabulate thresholds
 MIN_SCORES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -136,6 +142,28 @@ def padding_summary(frame: pd.DataFrame, padding: float, resamples: int = 1000, 
     }
 
 
+def _mean_abs(values: np.ndarray) -> float:
+    return float(np.abs(values).mean()) if len(values) else float("nan")
+
+
+def size_bin_table(frames: dict[str, pd.DataFrame], padding: float) -> pd.DataFrame:
+    """Detection rate and full-path vs direct MAE per crop-side bin, for each run in ``frames``."""
+    rows = []
+    for run, frame in frames.items():
+        sides = pd.cut(frame["side"], list(SIDE_BINS), right=False)
+        for interval, part in frame.groupby(sides, observed=True):
+            found = part[part["detected"].astype(bool)]
+            true, direct = found["age"].to_numpy(float), found["pred_age_direct"].to_numpy(float)
+            full = found[f"pred_age_full_p{padding:g}"].to_numpy(float)
+            rows.append({"run": run, "side_bin": f"{interval.left}-{interval.right - 1}",
+                         "images": len(part), "detected": len(found),
+                         "detection_rate": len(found) / len(part),
+                         "mae_full_path": _mean_abs(full - true), "mae_direct": _mean_abs(direct - true),
+                         "mae_difference": _mean_abs(full - true) - _mean_abs(direct - true),
+                         "mean_abs_estimate_difference": _mean_abs(full - direct)})
+    return pd.DataFrame(rows)
+
+
 def detection_by_age_group(frame: pd.DataFrame) -> list[dict]:
     """Detection rate per AGE_GROUPS bucket (the detector may miss some groups more than others)."""
     groups = frame["age"].map(age_group)
@@ -158,23 +186,29 @@ def write_consistency(release_dir: Path, config: ml_collections.ConfigDict, spli
     # The padding whose full-path estimates come closest to direct prediction on the crops.
     best = float(sweep.loc[sweep["mean_abs_estimate_difference"].idxmin(), "padding"])
     test = run_consistency(predictor, samples["test"], blobs, [config.chip_padding], seed + 1)
+    small = run_consistency(predictor, samples["test"], blobs, [config.chip_padding], seed + 2,
+                            scale_range=SMALL_SCALE_RANGE)
+    by_size = size_bin_table({"standard": test, "small": small}, config.chip_padding)
     by_score = [{"min_score": t, "detection_rate": float((val["detection_score"] >= t).mean()),
                  "images_with_another_detection": int((val["best_other_score"] >= t).sum())}
                 for t in MIN_SCORES]
     summary = {
         "release": str(release_dir), "params_sha256": predictor.estimator.release.metadata["params_sha256"],
         "split_file": str(split_csv), "seed": seed, "canvas": list(CANVAS),
-        "chip_scale_range": list(SCALE_RANGE),
+        "chip_scale_range": list(SCALE_RANGE), "small_chip_scale_range": list(SMALL_SCALE_RANGE),
         "predict_config": config.to_dict(),
         "padding_chosen_on_val": best, "padding_used": config.chip_padding,
         "val_detection_by_min_score": by_score, "min_detection_score_used": config.min_detection_score,
         "val": sweep.to_dict(orient="records"),
         "test": padding_summary(test, config.chip_padding, seed=seed),
         "test_detection_by_age_group": detection_by_age_group(test),
+        "test_small": padding_summary(small, config.chip_padding, seed=seed),
+        "test_by_side": by_size.to_dict(orient="records"),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "provenance": provenance(data_sha256=archive.data_checksum(source), with_device=True),
     }
     write_csv(out / "padding_sweep.csv", sweep.drop(columns="mae_difference_interval"), float_format="%.4f")
     write_csv(out / "consistency.csv", test, float_format="%.3f")
+    write_csv(out / "size_bins.csv", by_size, float_format="%.4f")
     write_json(out / "summary.json", summary)
     return summary
