@@ -47,7 +47,9 @@ MAX_MINOR_PASS_RATE = 0.02  # operating points: at most this share of 13-17 year
 RULES = ("threshold", "interval", "probability")
 GRIDS = {"threshold": np.arange(0.0, NUM_AGE_BINS + 0.5, 0.5),  # 117 years asks every face
          "interval": np.round(np.arange(0.0, 4.001, 0.05), 2),
-         "probability": np.round(np.arange(0.0, 1.0001, 0.01), 2)}
+         # steps of 0.01, and finer below 0.01 where a strict cap on minors puts p
+         "probability": np.unique(np.round(np.concatenate([np.arange(0.0, 1.0001, 0.01),
+                                                           np.geomspace(1e-4, 0.01, 9)]), 6))}
 GROUP_TYPES = ("overall", "gender", "ethnicity")
 # rate name -> (band of true ages, whether the rate counts those asked (else those let through)).
 CURVE_RATES = {f"fpr_{band_key(MINORS)}": (MINORS, False),
