@@ -90,6 +90,29 @@ def each_eval_batch(images: np.ndarray, rows: np.ndarray, batch_size: int,
             for b in range(len(starts))]
 
 
+def age_distribution(variables: dict, images: jnp.ndarray, apply_fn, tta_flip: bool) -> jnp.ndarray:
+    """The predicted distribution over ages 0..116 (batch x 117) whose mean and sd ``predict_step``
+    reports: the softmax of the age logits, averaged over the image and its mirror with ``tta_flip``.
+    Classification age heads only (a regression head has no distribution)."""
+    x = normalize(images)
+    views = [x, x[:, :, ::-1]] if tta_flip else [x]
+    logits = [apply_fn(variables, v, train=False)["age"] for v in views]
+    if logits[0].ndim != 2:
+        raise ValueError("a regression age head predicts no age distribution")
+    return jnp.mean(jnp.stack([jax.nn.softmax(o.astype(jnp.float32)) for o in logits]), 0)
+
+
+def mixture_distribution_step(members: tuple[dict, ...], images: jnp.ndarray, apply_fn, tta_flip: bool,
+                              weights: tuple[float, ...]) -> dict:
+    """``mixture_step``'s outputs (unchanged) plus ``age_probs``: the weighted mixture of the
+    members' age distributions (batch x 117), whose mean is the mixture's ``age``."""
+    out = dict(mixture_step(members, images, apply_fn, tta_flip, weights))
+    w = jnp.asarray(weights, jnp.float32) / sum(weights)
+    probs = jnp.stack([age_distribution(v, images, apply_fn, tta_flip) for v in members])
+    out["age_probs"] = jnp.tensordot(w, probs, axes=1)
+    return out
+
+
 def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
                  config: ml_collections.ConfigDict, across_processes: bool = True) -> dict[str, np.ndarray]:
     """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows.

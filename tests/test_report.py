@@ -14,12 +14,14 @@ from pypdf import PdfReader
 from research.configs import experiments as ex
 from research.report import render as rr
 from research.report.results import Results, interval, table
+from research.vocabulary import CHALLENGE_AGE
 
 ROOT = Path(__file__).resolve().parents[1]
 QMD = ROOT / "report" / "portfolio.qmd"
 SECTIONS = ("Introduction", "Data cleaning", "Data visualization", "Multi-task age prediction",
             "Model architectures", "Training", "Evaluation", "Ablations", "Comparison with prior work",
-            "Practical application: age verification", "Limitations and responsible use", "Conclusion",
+            "Practical application: age verification", "Decision curves and calibrated age intervals",
+            "Limitations and responsible use", "Conclusion",
             "References", "Appendix: reproducibility")
 
 SAMPLE = """---
@@ -376,3 +378,83 @@ def test_kernel_imports_the_checkout_it_renders(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = rr.kernel_env(tmp_path)
     assert env["PYTHONPATH"].split(":") == [str(tmp_path.resolve()), "/elsewhere"]
+
+
+# ---- decision curves and calibrated intervals (research.report.decision) -------------------------
+
+def _point(fpr: float, friction: float, parameter: float = 1.0) -> dict:
+    rates = {"fpr_13_17": [fpr, 0.0, 0.1], "fpr_13_16": [fpr, 0.0, 0.1],
+             "friction_25plus": [friction, 0.1, 0.9],
+             "friction_18_24": [0.9, 0.8, 1.0], "n_13_17": 200, "n_25plus": 3000}
+    return {"parameter": parameter, "target_reached_on_validation": True, "validation": rates, "test": rates}
+
+
+def _write_decision_files(root: Path) -> None:
+    (root / "report").mkdir()
+    (root / "results" / "decision").mkdir(parents=True)
+    (root / "results" / "calibration").mkdir(parents=True)
+    points = {"release": {"threshold": {"any": _point(0.0, 0.7, 49)},
+                          "interval": {"25": _point(0.01, 0.30, 1.5), "30": _point(0.0, 0.2, 0.5)},
+                          "probability": {"25": _point(0.015, 0.24, 0.2), "30": _point(0.05, 0.1, 0.1)}}}
+    record = {"max_minor_pass_rate": 0.02, "bootstrap": {"resamples": 2000, "seed": 0, "level": 0.95},
+              "runs": points}
+    (root / "results" / "decision" / "operating_points.json").write_text(json.dumps(record))
+    (root / "results" / "calibration" / "intervals.json").write_text(json.dumps(
+        {"method": "absolute", "edges": [20.0, 40.0], "min_per_band": 150,
+         "quantiles": {"0.9": [3.0, 8.0, 12.0]}}))
+    rows = [("absolute", "overall", "all", 0.905), ("absolute", "age_group", "13-17", 0.71),
+            ("absolute", "age_group", "25-34", 0.95), ("uncalibrated", "overall", "all", 0.95),
+            ("uncalibrated", "age_group", "13-17", 0.88), ("uncalibrated", "age_group", "25-34", 0.97)]
+    pd.DataFrame([{"method": m, "level": 0.9, "group_type": t, "group": g, "n": 100, "coverage": c,
+                   "coverage_low": c - 0.02, "coverage_high": c + 0.02, "mean_width": 20.0}
+                  for m, t, g, c in rows]).to_csv(root / "results" / "calibration" / "coverage.csv",
+                                                  index=False)
+
+
+def test_decision_numbers_judge_the_targets_from_the_files(tmp_path):
+    from research.report import decision as rd
+
+    _write_decision_files(tmp_path)
+    results = Results(tmp_path / "report")
+    dn = rd.decision_numbers(results)
+    # the probability rule at 25 asks fewer adults (24%) within the cap (1.5% <= 2%): it is the best one
+    best = (dn["best_rule"], dn["best_n"], dn["best_met"], dn["any_met"])
+    assert best == ("P(age < N) > p", "25", True, True)
+    assert dn["best_fpr"] == "1.5% [0.0, 10.0]" and dn["interval_25_friction"] == "30.0% [10.0, 90.0]"
+    assert not dn["interval_25_met"] and not dn["probability_30_met"]  # 30% asked; 5% through
+    assert rd.share([None, None, None]) == "n/a"
+    assert rd.verdict(True) == "is met" and rd.verdict(False) == "is not met"
+    cn = rd.calibration_numbers(results)
+    assert (cn["overall"], cn["overall_met"], cn["groups_met"]) == ("90.5%", True, False)
+    assert (cn["worst_group"], cn["short"], cn["raw"], cn["bands"]) == ("13-17", "13-17 (71.0%)", "95.0%", 3)
+    table_md = rd.operating_table(results).data
+    assert "| estimate − z·sd < N | 25 | z = 1.5 |" in table_md and "{#tbl-decision-points}" in table_md
+    assert "| 13-17 | 100 | 71.0% [69.0, 73.0] | 20.0 | 88.0% |" in rd.coverage_section(results).data
+    empty = Results(_empty_root(tmp_path / "empty"))
+    assert rd.decision_numbers(empty) == {} and rd.calibration_numbers(empty) == {}
+    assert "Not yet produced" in rd.operating_table(empty).data
+
+
+def _empty_root(root: Path) -> Path:
+    (root / "results").mkdir(parents=True)
+    (root / "report").mkdir()
+    return root / "report"
+
+
+def test_decision_section_shows_the_operating_points_and_coverage_files(rendered):
+    from research.report import decision as rd
+
+    _, html, _ = rendered
+    results = ROOT / "results"
+    if not (results / rd.POINTS).is_file() or not (results / rd.COVERAGE).is_file():
+        pytest.skip("decision curves or calibration not produced")
+    text = _section(html, "Decision curves and calibrated age intervals")
+    assert "Not yet produced" not in text
+    record = json.loads((results / rd.POINTS).read_text())
+    point = record["runs"]["release"]["interval"][str(CHALLENGE_AGE)]
+    assert rd.share(point["test"]["friction_25plus"]) in text
+    coverage = pd.read_csv(results / rd.COVERAGE)
+    method = json.loads((results / rd.INTERVALS).read_text())["method"]
+    overall = coverage[(coverage["method"] == method) & (coverage["level"] == 0.9)
+                       & (coverage["group_type"] == "overall")].iloc[0]
+    assert f"covers {100 * overall['coverage']:.1f}% of test faces" in text

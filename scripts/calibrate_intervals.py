@@ -1,0 +1,38 @@
+"""Calibrate the release's age interval on validation (split-conformal within bands of the
+estimate) and score its coverage on test, from predictions files only.
+
+    python scripts/calibrate_intervals.py [--run cnn_ensemble] [--resamples 2000] [--seed 0]
+
+Writes results/calibration/intervals.json (the quantiles per estimate band that
+research.models.age_interval.calibrated_interval reads), coverage.csv and coverage.png
+(research.evaluation.calibration).
+"""
+
+import argparse
+from pathlib import Path
+
+from research.configs.experiments import EVALUATION, RELEASE
+from research.errors import cli
+from research.evaluation.calibration import CHOICE_LEVEL, write_calibration
+from research.runs.folder import RunFolder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--run", default=RELEASE, help="the run whose predictions are calibrated")
+    parser.add_argument("--runs-dir", type=Path, default=Path("results/runs"))
+    parser.add_argument("--out", type=Path, default=Path("results/calibration"))
+    parser.add_argument("--resamples", type=int, default=EVALUATION.resamples)
+    parser.add_argument("--seed", type=int, default=EVALUATION.seed)
+    args = parser.parse_args()
+    folder = RunFolder(args.runs_dir / args.run)
+    record = write_calibration(folder.predictions("val"), folder.predictions("test"),
+                               [folder.predictions_file(s) for s in ("val", "test")], args.run, args.out,
+                               args.resamples, args.seed, EVALUATION.level)
+    widths = [round(q, 2) for q in record["quantiles"][f"{CHOICE_LEVEL:g}"]]
+    print(f"{args.out / 'intervals.json'}: method {record['method']}, {len(widths)} estimate bands; "
+          f"{CHOICE_LEVEL:g} quantiles {widths}")
+
+
+if __name__ == "__main__":
+    cli(main)()
