@@ -169,7 +169,10 @@ def consistency_section(results: Results) -> Markdown:
 
 
 def speed_numbers(lat: pd.DataFrame, record: dict) -> dict[str, object]:
-    """Latency and throughput of our pipeline and the peer's (results/bench/predict_latency.*)."""
+    """Latency and throughput of our pipeline and the peer's (results/bench/predict_latency.*); rows
+    of other detector settings (column ``setting``) are left out: the command's default is reported."""
+    if "setting" in lat:
+        lat = lat[lat["setting"].isna() | (lat["setting"] == "default")]
     at = lat.set_index(["model", "measure"])
     peer = next(x for x in lat["model"].unique() if x != "ours")
     target = record["targets"]["photo_p50_ms_at_most"]
