@@ -245,7 +245,10 @@ def test_latency_targets_are_judged_from_the_benchmark(rendered):
     if not file.is_file():
         pytest.skip("no latency benchmark")
     text = _section(html, "Release model and prediction pipeline")
-    lat = pd.read_csv(file).set_index(["model", "measure"])
+    lat = pd.read_csv(file)
+    if "setting" in lat:  # one row per detector setting: the report states the command's default
+        lat = lat[lat["setting"].isna() | (lat["setting"] == "default")]
+    lat = lat.set_index(["model", "measure"])
     target = json.loads(file.with_suffix(".json").read_text())["targets"]["photo_p50_ms_at_most"]
     p50 = lat.loc[("ours", "photo_640x480"), "p50_ms"]
     assert f"whole photo p50 at most {target:.0f} ms {p50:.1f} ms {'yes' if p50 <= target else 'no'}" in text
