@@ -1,7 +1,7 @@
 """Train a registered run (research/configs/experiments.py) or any config into a run folder; a rerun
 resumes from the run's last checkpoint.
 
-    python scripts/train.py --run cnn_baseline_s1                 (-> results/runs/cnn_baseline_s1/)
+    python scripts/train.py --run cnn_baseline                    (-> results/runs/cnn_baseline/)
     python scripts/train.py --run cnn_baseline --profile smoke --workdir smoke/cnn_baseline
     python scripts/train.py --config cnn_baseline --profile cpu [--set optimizer.num_epochs=3]
 
