@@ -63,17 +63,36 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
     return c
 
 
-def apply_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Seconds-long runs for tests and rehearsals: tiny images, model and data."""
-    c.image_size = 32
+def apply_smoke_schedule(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The smoke profile's data and schedule (any model): small batches, few images, two epochs."""
     c.batch_size = 16
     c.data.max_train_images = 256
     c.data.max_eval_images = 128
+    c.optimizer.num_epochs = 2
+    c.eval.batch_size = 64
+    c.log_every_steps = 4
+    return c
+
+
+def apply_smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Seconds-long runs for tests and rehearsals: tiny images, model and data."""
+    c.image_size = 32
     c.model.widths = (8, 16)
     c.model.convs_per_stage = 1
     c.model.stage_sizes = (1, 1, 1, 1)
     c.model.num_filters = 8
-    c.optimizer.num_epochs = 2
-    c.eval.batch_size = 64
-    c.log_every_steps = 4
+    return apply_smoke_schedule(c)
+
+
+def apply_finetuning(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """What fine-tuning a pretrained trunk needs (the pretrained backbones' configs share it): a
+    lower rate for the trunk, frozen at first while the new heads settle, warm-up, BatchNorm
+    statistics updated slowly."""
+    c.model.bn_momentum = 0.9
+    c.model.dropout = 0.2
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.weight_decay = 0.01
+    c.optimizer.trunk_lr_scale = 0.1
+    c.optimizer.trunk_freeze_epochs = 0.5
+    c.optimizer.warmup_epochs = 1.0
     return c

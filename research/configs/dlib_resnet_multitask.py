@@ -21,7 +21,7 @@ needs real BatchNorm (``trunk_bn='batch'``). Heads on the 256-D pooled features,
 128-D descriptor (a metric-learning projection).
 """
 
-from research.configs.base import base_config
+from research.configs.base import apply_finetuning, apply_smoke_schedule, base_config
 
 SCRATCH_CONTROL = {"model.init": "scratch", "model.trunk_bn": "batch", "optimizer.trunk_lr_scale": 1.0,
                    "optimizer.trunk_freeze_epochs": 0.0}
@@ -37,23 +37,13 @@ def get_config(profile: str = "gpu"):
     c.model.input_norm = "dlib"
     c.model.frame_scale = (1 + 2 * UTKFACE_PADDING) / (1 + 2 * DLIB_PADDING)
     c.model.trunk_bn = "frozen"
-    c.model.bn_momentum = 0.9
-    c.model.dropout = 0.2
     c.image_size = 150
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 0.01
-    c.optimizer.trunk_lr_scale = 0.1
-    c.optimizer.trunk_freeze_epochs = 0.5
-    c.optimizer.warmup_epochs = 1.0
+    apply_finetuning(c)
     if profile == "smoke":
         c.image_size = 112  # the network's smallest input is 103 px
-        c.batch_size = 16
-        c.data.max_train_images = 128
-        c.data.max_eval_images = 128
-        c.optimizer.num_epochs = 2
         c.optimizer.warmup_epochs = 0.5
-        c.eval.batch_size = 64
-        c.log_every_steps = 4
+        c = apply_smoke_schedule(c)
+        c.data.max_train_images = 128
         return c
     if profile == "cpu":
         c.name = "dlib_resnet_multitask_cpu"  # never overwrite the full (gpu) run's results

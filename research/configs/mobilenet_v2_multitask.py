@@ -22,7 +22,7 @@ statistics (momentum 0.9, as the house models): faces at 96-200 px are far from 
 ImageNet's statistics instead (an ablation).
 """
 
-from research.configs.base import base_config
+from research.configs.base import apply_finetuning, apply_smoke_schedule, base_config
 
 # The scratch control: the same network, recipe and schedule from random weights, with one
 # learning rate for all parameters (a reduced trunk rate only makes sense for pretrained weights).
@@ -39,23 +39,11 @@ def get_config(profile: str = "gpu"):
     c.model.frame_scale = 1.0
     c.model.depthwise_impl = "auto"  # shifted multiply-adds on CPU, XLA's grouped conv on GPU
     c.model.trunk_bn = "batch"  # or "frozen"
-    c.model.bn_momentum = 0.9
-    c.model.dropout = 0.2
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 0.01
-    c.optimizer.trunk_lr_scale = 0.1
-    c.optimizer.trunk_freeze_epochs = 0.5
-    c.optimizer.warmup_epochs = 1.0
+    apply_finetuning(c)
     if profile == "smoke":
         c.image_size = 32
-        c.batch_size = 16
-        c.data.max_train_images = 256
-        c.data.max_eval_images = 128
-        c.optimizer.num_epochs = 2
         c.optimizer.warmup_epochs = 0.5
-        c.eval.batch_size = 64
-        c.log_every_steps = 4
-        return c
+        return apply_smoke_schedule(c)
     if profile == "cpu":
         c.name = "mobilenet_v2_multitask_cpu"  # never overwrite the full (gpu) run's results
         c.image_size = 96
