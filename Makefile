@@ -189,9 +189,10 @@ results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_
 	$(RECORD)
 
 # README tables (and results/summary/*.csv) from every file they read.
-results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS
+results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS --key registry:PRETRAINED_RUNS
 results/summary/headline.csv: $(call run_files,$(TRAINED) $(ENSEMBLES),summary.json metrics_test.json) \
     results/peer/comparison.csv results/ablations/ablations.csv results/cleaning/summary.json \
+    results/models_summary/architectures.csv \
     results/eda/summary.json $(CODE_results_table) | venv
 	$(STAGE)$(PY) scripts/results_table.py
 	$(RECORD)

@@ -3,7 +3,10 @@
     python scripts/model_summary.py
 
 Builds each model abstractly (jax.eval_shape: no weights are computed) at its config's image
-size and counts parameters per stem, stage and head. The report reads the CSV.
+size and counts parameters per stem, stage and head, and XLA's count of the forward pass's
+operations per face (summary.json: gflops_per_face, and with flip averaging when the config's
+evaluation uses it). The pretrained backbones' weight files (package, sha256, licence, training
+data) are listed beside them. The report reads both files.
 """
 
 import argparse
@@ -14,7 +17,8 @@ import pandas as pd
 from research.configs import load_run_config
 from research.configs.experiments import RUNS, architecture_runs
 from research.errors import cli
-from research.models.summary import layer_table
+from research.models.pretrained.weights import NETWORKS, TRUNK_SOURCES
+from research.models.summary import forward_gflops, layer_table
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
 
@@ -28,12 +32,22 @@ def main() -> None:
         config, entry = load_run_config(run), RUNS[run]
         table = layer_table(config)
         rows += [{"run": config.name, "image_px": config.image_size, **row} for row in table]
+        gflops = forward_gflops(config)
         models[config.name] = {"config": entry.config, "profile": entry.profile,
                                "image_px": config.image_size,
-                               "params": table[-1]["params"], "batch_stats": table[-1]["batch_stats"]}
-        print(f"{config.name}: {table[-1]['params']:,} parameters at {config.image_size} px")
+                               "params": table[-1]["params"], "batch_stats": table[-1]["batch_stats"],
+                               "gflops_per_face": round(gflops, 4),
+                               "gflops_per_face_evaluated": round(gflops * (1 + config.eval.tta_flip), 4)}
+        print(f"{config.name}: {table[-1]['params']:,} parameters, {gflops:.3f} GFLOPs per face "
+              f"at {config.image_size} px")
+    pretrained = {name: {"model": model, "init": init, "package": NETWORKS[name].package,
+                         "file": NETWORKS[name].resource, "sha256": NETWORKS[name].sha256,
+                         "licence": NETWORKS[name].licence, "trained_on": NETWORKS[name].trained_on,
+                         "install": NETWORKS[name].install}
+                  for (model, init), name in TRUNK_SOURCES.items()}
     write_csv(args.out / "architectures.csv", pd.DataFrame(rows))
-    write_json(args.out / "summary.json", {"models": models, "provenance": provenance()})
+    write_json(args.out / "summary.json",
+               {"models": models, "pretrained": pretrained, "provenance": provenance()})
 
 
 if __name__ == "__main__":

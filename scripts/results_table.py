@@ -14,12 +14,13 @@ from research.report.tables import (
     ablations_markdown_table,
     comparison_table,
     headline_table,
+    pretraining_table,
     seed_table,
     timings_table,
     to_markdown,
 )
 
-BLOCKS = ("RESULTS", "SEEDS", "COMPARISON", "ABLATIONS", "TIMINGS")
+BLOCKS = ("RESULTS", "SEEDS", "PRETRAINING", "COMPARISON", "ABLATIONS", "TIMINGS")
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -34,11 +35,12 @@ def replace_block(text: str, name: str, content: str) -> str:
 def main() -> None:
     results = Path("results")
     tables = {"RESULTS": headline_table(results / "runs"), "SEEDS": seed_table(results / "runs"),
-              "COMPARISON": comparison_table(results),
+              "PRETRAINING": pretraining_table(results), "COMPARISON": comparison_table(results),
               "ABLATIONS": ablations_markdown_table(results), "TIMINGS": timings_table(results)}
     write_csv(Path("results/summary/headline.csv"), tables["RESULTS"])
     write_csv(Path("results/summary/timings.csv"), tables["TIMINGS"])
     write_csv(Path("results/summary/seeds.csv"), tables["SEEDS"])
+    write_csv(Path("results/summary/pretraining.csv"), tables["PRETRAINING"])
     readme = Path("README.md")
     text = readme.read_text()
     for name in BLOCKS:

@@ -102,3 +102,31 @@ def test_default_tables_follow_the_registry():
     if "seed" in seeds:
         assert list(seeds["run"][:-1]) == [n for n in (experiments.SEED_BASE, *experiments.SEED_RUNS)
                                            if (runs / n / "metrics_test.json").is_file()]
+
+
+def test_pretraining_table_pairs_each_pretrained_run_with_its_control(tmp_path):
+    from research.report.tables import pretraining_table
+
+    assert "make all" in to_markdown(pretraining_table(tmp_path))
+    base = {"protocol": "utkface", "profile": "cpu", "image_size": 96, "epochs": 2, "device_kind": "cpu",
+            "num_devices": 1, "wall_time_s": 600.0}
+    metrics = write_run(tmp_path / "runs" / "mobilenet_v2_multitask_cpu",
+                        {**base, "config": {"model": {"name": "mobilenet_v2", "init": "imagenet"}}}, seed=0)
+    write_run(tmp_path / "runs" / "mobilenet_v2_scratch_cpu",
+              {**base, "config": {"model": {"name": "mobilenet_v2", "init": "scratch"}}}, seed=1)
+    (tmp_path / "models_summary").mkdir()
+    (tmp_path / "models_summary" / "summary.json").write_text(json.dumps({
+        "models": {"mobilenet_v2_multitask_cpu": {"config": "mobilenet_v2_multitask", "profile": "cpu",
+                                                  "params": 2_382_716, "gflops_per_face_evaluated": 0.23}},
+        "pretrained": {"mobilenet_v2_imagenet": {"model": "mobilenet_v2", "init": "imagenet",
+                                                 "trained_on": "ImageNet-1k", "licence": "BSD-3-Clause"}}}))
+    pairs = {"mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu",
+             "dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu"}
+    table = pretraining_table(tmp_path, pairs).set_index("run")
+    assert list(table.index) == ["mobilenet_v2_scratch_cpu", "mobilenet_v2_multitask_cpu"]  # control first
+    row = table.loc["mobilenet_v2_multitask_cpu"]
+    assert row["initialisation"] == "ImageNet"
+    assert row["pretrained on (licence)"] == "ImageNet-1k (BSD-3-Clause)"
+    assert table.loc["mobilenet_v2_scratch_cpu", "pretrained on (licence)"] == "-"
+    assert row["age_MAE"].startswith(f"{metrics['age_mae']:.2f} [")
+    assert row["params_M"] == 2.38 and row["GFLOPs_per_face"] == 0.23 and row["train_minutes"] == 10.0

@@ -170,3 +170,51 @@ def ablations_markdown_table(results: Path) -> pd.DataFrame:
                                 for r in frame.itertuples()],
         "minutes_per_run": frame["train_minutes_mean"].round(1),
     })
+
+
+ARCHITECTURE_NAMES = {"mobilenet_v2": "MobileNetV2", "dlib_resnet": "dlib ResNet (29 convs)", "cnn": "CNN",
+                      "resnet": "ResNet-50"}
+INIT_NAMES = {"scratch": "random (scratch)", "imagenet": "ImageNet", "face": "face recognition"}
+
+
+def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> dict | None:
+    folder = Path(results) / "runs" / name
+    if not (folder / "metrics_test.json").is_file():
+        return None
+    m = json.loads((folder / "metrics_test.json").read_text())
+    s = json.loads((folder / "summary.json").read_text())
+    model = s["config"]["model"]
+    source = next((v for v in sources.values()
+                   if (v["model"], v["init"]) == (model["name"], model["init"])), None)
+    entry = experiments.run(name)
+    architecture = models.get((entry.config, entry.profile), {})
+    return {
+        "run": name, "architecture": ARCHITECTURE_NAMES.get(model["name"], model["name"]),
+        "initialisation": INIT_NAMES.get(model["init"], model["init"]),
+        "pretrained on (licence)": f"{source['trained_on']} ({source['licence']})" if source else "-",
+        "age_MAE": _interval(m, "age_mae"), "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
+        "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
+        "C25_13-17_at_25+_%": _interval(m, "challenge25_fpr_13_17", 100, 1),
+        "C25_adults_25+_asked_%": _pct(m["challenge25_friction_25plus"]),
+        "input_px": s["image_size"],
+        "params_M": round(architecture["params"] / 1e6, 2) if architecture else "?",
+        "GFLOPs_per_face": architecture.get("gflops_per_face_evaluated", "?"),
+        "train_minutes": round(run_seconds(s) / 60, 1), "epochs": s["epochs"],
+        "device": f"{s['device_kind']} x{s['num_devices']}",
+    }
+
+
+def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAINED_RUNS) -> pd.DataFrame:
+    """Architecture x initialisation: each pretrained run beside its from-scratch control (same
+    network, recipe and schedule), test metrics with 95% bootstrap intervals, cost per face (with
+    flip averaging, as evaluated) and training time. Pretraining data and licences from
+    results/models_summary/summary.json."""
+    summary_file = Path(results) / "models_summary" / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    models = {(v["config"], v["profile"]): v for v in summary.get("models", {}).values()}
+    rows = [_pretraining_row(results, name, summary.get("pretrained", {}), models)
+            for pretrained, control in pairs.items() for name in (control, pretrained)]
+    rows = [r for r in rows if r]
+    if not rows:
+        return pd.DataFrame({"not yet produced": ["train the pretrained runs (make all)"]})
+    return pd.DataFrame(rows)
