@@ -4,6 +4,7 @@ render of report/portfolio.qmd from the committed results (HTML and PDF)."""
 import json
 import re
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import numpy as np
@@ -19,7 +20,8 @@ from research.vocabulary import CHALLENGE_AGE
 ROOT = Path(__file__).resolve().parents[1]
 QMD = ROOT / "report" / "portfolio.qmd"
 SECTIONS = ("Introduction", "Data cleaning", "Data visualization", "Multi-task age prediction",
-            "Model architectures", "Training", "Evaluation", "Ablations", "Comparison with prior work",
+            "Model architectures", "Training", "Evaluation", "Ablations",
+            "Pretrained backbones (reported apart)", "Comparison with prior work",
             "Practical application: age verification", "Decision curves and calibrated age intervals",
             "Limitations and responsible use", "Conclusion",
             "References", "Appendix: reproducibility")
@@ -100,6 +102,30 @@ def test_results_helpers_format_and_report_missing_files(tmp_path):
     assert md.splitlines()[2] == "| a\\|b | 3 |" and md.rstrip().endswith(": Cap {#tbl-x}")
     header = table(pd.DataFrame({"|x|": [1]}), "Cap", "x").data.splitlines()[0]
     assert header == "| \\|x\\| |"  # a '|' in a column name must not split the header into more cells
+
+
+def test_pretraining_section_states_each_effect_from_the_metrics(tmp_path):
+    from research.report.pretraining import pretraining_section
+
+    (tmp_path / "results" / "summary").mkdir(parents=True)
+    (tmp_path / "report").mkdir()
+    results = Results(tmp_path / "report")
+    assert "make readme" in pretraining_section(results).data
+    rows = []
+    runs = (("m_scratch", "random (scratch)", 6.25, 0.9), ("m_pre", "ImageNet", 5.5, 0.93))
+    for run, init, mae, gender in runs:
+        folder = tmp_path / "results" / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "metrics_test.json").write_text(json.dumps({"age_mae": mae, "gender_accuracy": gender}))
+        rows.append({"run": run, "architecture": "MobileNetV2", "initialisation": init,
+                     "pretrained on (licence)": "ImageNet-1k (BSD-3-Clause)" if run == "m_pre" else "-",
+                     "age_MAE": f"{mae:.2f}", "input_px": 96, "epochs": 2, "device": "cpu x1"})
+    pd.DataFrame(rows).to_csv(tmp_path / "results" / "summary" / "pretraining.csv", index=False)
+    with mock.patch.dict("research.configs.experiments.PRETRAINED_RUNS", {"m_pre": "m_scratch"}, clear=True):
+        text = pretraining_section(results).data
+    assert "lowers the test age MAE from 6.25 to 5.50 years (0.75 years)" in text
+    assert "from 90.0% to 93.0%" in text and "ImageNet: ImageNet-1k (BSD-3-Clause)" in text
+    assert "{#tbl-pretraining}" in text and "Not yet produced" in text  # the runs' loss curves are absent
 
 
 @pytest.fixture(scope="module")

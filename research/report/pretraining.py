@@ -1,0 +1,72 @@
+"""The pretrained backbones' section: each fine-tuned backbone beside the same network from random
+weights (results/summary/pretraining.csv, written by scripts/results_table.py), what pretraining
+changed, and the runs' loss curves."""
+
+from __future__ import annotations
+
+from IPython.display import Markdown
+
+from research.configs import experiments
+from research.report.results import Results, blocks, not_yet, num, paragraph, table
+
+TABLE = "summary/pretraining.csv"
+SHOWN = ["architecture", "initialisation", "age_MAE", "gender_acc_%", "ethnicity_acc_%", "C25_13-17_at_25+_%",
+         "C25_adults_25+_asked_%", "input_px", "params_M", "GFLOPs_per_face", "epochs", "train_minutes",
+         "device"]
+
+
+def pretraining_effects(results: Results, pairs: dict[str, str] = experiments.PRETRAINED_RUNS) -> list[dict]:
+    """For each pretrained run whose control is also scored: test age MAE and gender accuracy of both."""
+    effects = []
+    for pretrained, control in pairs.items():
+        files = [f"runs/{name}/metrics_test.json" for name in (pretrained, control)]
+        if not all(results.exists(f) for f in files):
+            continue
+        mine, theirs = (results.json(f) for f in files)
+        effects.append({"run": pretrained, "control": control, "mae": mine["age_mae"],
+                        "control_mae": theirs["age_mae"], "gender": mine["gender_accuracy"],
+                        "control_gender": theirs["gender_accuracy"]})
+    return effects
+
+
+def _effect_sentence(effect: dict, names: dict[str, str]) -> str:
+    change = effect["control_mae"] - effect["mae"]
+    direction = "lowers" if change > 0 else "raises"
+    return (f"On {names[effect['run']]}, the pretrained weights {direction} the test age MAE from "
+            f"{num(effect['control_mae'], 2)} to {num(effect['mae'], 2)} years ({num(abs(change), 2)} "
+            f"years) and move gender accuracy from {num(100 * effect['control_gender'], 1)}% to "
+            f"{num(100 * effect['gender'], 1)}%.")
+
+
+def pretraining_section(results: Results) -> Markdown:
+    """The table of architecture x initialisation, generated sentences on the effect of pretraining,
+    and the pretrained runs' loss curves."""
+    if not results.exists(TABLE):
+        return not_yet("make readme")
+    frame = results.csv(TABLE)
+    if "run" not in frame.columns:
+        return not_yet("make all (the pretrained runs and their controls are not trained yet)")
+    names = {row.run: f"{row.architecture}" for row in frame.itertuples()}
+    sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)]
+    missing = [c for p, c in experiments.PRETRAINED_RUNS.items() if p in names and c not in names]
+    if missing:
+        sentences.append(f"Not yet trained: {', '.join(missing)} (the from-scratch control"
+                         f"{'s' * (len(missing) > 1)}), so the effect of pretraining on "
+                         f"{'these networks' if len(missing) > 1 else 'that network'} is not measured yet.")
+    sources = frame.drop_duplicates("pretrained on (licence)").to_dict("records")
+    data = "; ".join(f"{row['initialisation']}: {row['pretrained on (licence)']}" for row in sources
+                     if row["pretrained on (licence)"] != "-")
+    shown = frame[["run", *[c for c in SHOWN if c in frame.columns]]]
+    figures = [results.figure(f"runs/{row.run}/loss_curves.png",
+                              f"Loss curves of {row.run} ({row.architecture}, {row.initialisation} "
+                              f"initialisation, {row.input_px} px, {row.epochs} epochs on {row.device}).",
+                              f"loss-{row.run.replace('_', '-')}", width="80%")
+               for row in frame.itertuples()]
+    return blocks(
+        table(shown, "Pretrained backbones and their from-scratch controls on the utkface test split "
+                     "(95% bootstrap intervals; GFLOPs per face as evaluated, with flip averaging).",
+              "pretraining"),
+        paragraph(" ".join(sentences)),
+        paragraph(f"Pretraining data and licences: {data}.") if data else None,
+        *figures,
+    )
