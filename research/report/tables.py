@@ -204,16 +204,39 @@ def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> d
     }
 
 
-def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAINED_RUNS) -> pd.DataFrame:
+def _pretrained_ensemble_row(results: Path, name: str, models: dict) -> dict | None:
+    folder = Path(results) / "runs" / name
+    if not (folder / "metrics_test.json").is_file():
+        return None
+    m = json.loads((folder / "metrics_test.json").read_text())
+    s = json.loads((folder / "summary.json").read_text())
+    gflops = [models.get((experiments.run(member).config, experiments.run(member).profile), {})
+              .get("gflops_per_face_evaluated") for member in s["members"]]
+    return {
+        "run": name, "architecture": _ensemble_profile(s), "initialisation": "mixed (members' own)",
+        "pretrained on (licence)": "as its members", "age_MAE": _interval(m, "age_mae"),
+        "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
+        "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
+        "C25_13-17_at_25+_%": _interval(m, "challenge25_fpr_13_17", 100, 1),
+        "C25_adults_25+_asked_%": _pct(m["challenge25_friction_25plus"]), "input_px": s["image_size"],
+        "params_M": "-", "GFLOPs_per_face": round(sum(gflops), 4) if None not in gflops else "?",
+        "train_minutes": round(s["wall_time_s"] / 60, 1), "epochs": "-", "device": s["device_kind"],
+    }
+
+
+def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAINED_RUNS,
+                      ensembles: tuple[str, ...] = experiments.PRETRAINED_ENSEMBLES) -> pd.DataFrame:
     """Architecture x initialisation: each pretrained run beside its from-scratch control (same
-    network, recipe and schedule), test metrics with 95% bootstrap intervals, cost per face (with
-    flip averaging, as evaluated) and training time. Pretraining data and licences from
+    network, recipe and schedule), then the ensembles with pretrained members; test metrics with
+    95% bootstrap intervals, cost per face (with flip averaging, as evaluated; an ensemble's is its
+    members' sum) and training time. Pretraining data and licences from
     results/models_summary/summary.json."""
     summary_file = Path(results) / "models_summary" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     models = {(v["config"], v["profile"]): v for v in summary.get("models", {}).values()}
     rows = [_pretraining_row(results, name, summary.get("pretrained", {}), models)
             for pretrained, control in pairs.items() for name in (control, pretrained)]
+    rows += [_pretrained_ensemble_row(results, name, models) for name in ensembles]
     rows = [r for r in rows if r]
     if not rows:
         return pd.DataFrame({"not yet produced": ["train the pretrained runs (make all)"]})
