@@ -123,8 +123,8 @@ def test_pretraining_section_states_each_effect_from_the_metrics(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "results" / "summary" / "pretraining.csv", index=False)
     with mock.patch.dict("research.configs.experiments.PRETRAINED_RUNS", {"m_pre": "m_scratch"}, clear=True):
         text = pretraining_section(results).data
-    assert "lowers the test age MAE from 6.25 to 5.50 years (0.75 years)" in text
-    assert "from 90.0% to 93.0%" in text and "ImageNet: ImageNet-1k (BSD-3-Clause)" in text
+    assert "lower the test age MAE from 6.25 to 5.50 years (0.75 years)" in text
+    assert "from 90.0% to 93.0%" in text and "MobileNetV2 from ImageNet: ImageNet-1k (BSD-3-Clause)" in text
     assert "{#tbl-pretraining}" in text and "Not yet produced" in text  # the runs' loss curves are absent
 
 

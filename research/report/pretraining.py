@@ -31,7 +31,7 @@ def pretraining_effects(results: Results, pairs: dict[str, str] = experiments.PR
 
 def _effect_sentence(effect: dict, names: dict[str, str]) -> str:
     change = effect["control_mae"] - effect["mae"]
-    direction = "lowers" if change > 0 else "raises"
+    direction = "lower" if change > 0 else "raise"
     return (f"On {names[effect['run']]}, the pretrained weights {direction} the test age MAE from "
             f"{num(effect['control_mae'], 2)} to {num(effect['mae'], 2)} years ({num(abs(change), 2)} "
             f"years) and move gender accuracy from {num(100 * effect['control_gender'], 1)}% to "
@@ -53,15 +53,16 @@ def pretraining_section(results: Results) -> Markdown:
         sentences.append(f"Not yet trained: {', '.join(missing)} (the from-scratch control"
                          f"{'s' * (len(missing) > 1)}), so the effect of pretraining on "
                          f"{'these networks' if len(missing) > 1 else 'that network'} is not measured yet.")
-    sources = frame.drop_duplicates("pretrained on (licence)").to_dict("records")
-    data = "; ".join(f"{row['initialisation']}: {row['pretrained on (licence)']}" for row in sources
-                     if row["pretrained on (licence)"] != "-")
+    trained = frame[frame["run"].isin([*experiments.PRETRAINED_RUNS, *experiments.PRETRAINED_RUNS.values()])]
+    pretrained = trained[trained["pretrained on (licence)"] != "-"].drop_duplicates("pretrained on (licence)")
+    data = "; ".join(f"{row['architecture']} from {row['initialisation']}: {row['pretrained on (licence)']}"
+                     for row in pretrained.to_dict("records"))
     shown = frame[["run", *[c for c in SHOWN if c in frame.columns]]]
     figures = [results.figure(f"runs/{row.run}/loss_curves.png",
                               f"Loss curves of {row.run} ({row.architecture}, {row.initialisation} "
                               f"initialisation, {row.input_px} px, {row.epochs} epochs on {row.device}).",
                               f"loss-{row.run.replace('_', '-')}", width="80%")
-               for row in frame.itertuples()]
+               for row in trained.itertuples()]
     return blocks(
         table(shown, "Pretrained backbones and their from-scratch controls on the utkface test split "
                      "(95% bootstrap intervals; GFLOPs per face as evaluated, with flip averaging).",

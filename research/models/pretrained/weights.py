@@ -59,7 +59,7 @@ NETWORKS: dict[str, WeightFile] = {
         "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat",
         "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
         "pip install face_recognition_models==0.3.0", "CC0-1.0 (dlib-models)", _dlib_resnet,
-        "face recognition: about 3 M faces of 7,485 identities (dlib's own set, mostly FaceScrub "
+        "about 3 M faces of 7,485 identities for face recognition (dlib's own set, mostly FaceScrub "
         "and VGG-Face; no UTKFace)"),
 }
 
