@@ -177,26 +177,41 @@ ARCHITECTURE_NAMES = {"mobilenet_v2": "MobileNetV2", "dlib_resnet": "dlib ResNet
 INIT_NAMES = {"scratch": "random (scratch)", "imagenet": "ImageNet", "face": "face recognition"}
 
 
-def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> dict | None:
+def _scored_run(results: Path, name: str) -> tuple[dict, dict] | None:
+    """(metrics_test, summary) of a run folder that has test metrics, else None."""
     folder = Path(results) / "runs" / name
     if not (folder / "metrics_test.json").is_file():
         return None
-    m = json.loads((folder / "metrics_test.json").read_text())
-    s = json.loads((folder / "summary.json").read_text())
+    return (json.loads((folder / "metrics_test.json").read_text()),
+            json.loads((folder / "summary.json").read_text()))
+
+
+def _test_columns(m: dict) -> dict:
+    """The pretraining table's test metrics of one run (with intervals where there are any)."""
+    return {"age_MAE": _interval(m, "age_mae"), "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
+            "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
+            "C25_13-17_at_25+_%": _interval(m, "challenge25_fpr_13_17", 100, 1),
+            "C25_adults_25+_asked_%": _pct(m["challenge25_friction_25plus"])}
+
+
+def _architecture(models: dict, name: str) -> dict:
+    entry = experiments.run(name)
+    return models.get((entry.config, entry.profile), {})
+
+
+def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> dict | None:
+    if not (scored := _scored_run(results, name)):
+        return None
+    m, s = scored
     model = s["config"]["model"]
     source = next((v for v in sources.values()
                    if (v["model"], v["init"]) == (model["name"], model["init"])), None)
-    entry = experiments.run(name)
-    architecture = models.get((entry.config, entry.profile), {})
+    architecture = _architecture(models, name)
     return {
         "run": name, "architecture": ARCHITECTURE_NAMES.get(model["name"], model["name"]),
         "initialisation": INIT_NAMES.get(model["init"], model["init"]),
         "pretrained on (licence)": f"{source['trained_on']} ({source['licence']})" if source else "-",
-        "age_MAE": _interval(m, "age_mae"), "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
-        "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
-        "C25_13-17_at_25+_%": _interval(m, "challenge25_fpr_13_17", 100, 1),
-        "C25_adults_25+_asked_%": _pct(m["challenge25_friction_25plus"]),
-        "input_px": s["image_size"],
+        **_test_columns(m), "input_px": s["image_size"],
         "params_M": round(architecture["params"] / 1e6, 2) if architecture else "?",
         "GFLOPs_per_face": architecture.get("gflops_per_face_evaluated", "?"),
         "train_minutes": round(run_seconds(s) / 60, 1), "epochs": s["epochs"],
@@ -205,20 +220,13 @@ def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> d
 
 
 def _pretrained_ensemble_row(results: Path, name: str, models: dict) -> dict | None:
-    folder = Path(results) / "runs" / name
-    if not (folder / "metrics_test.json").is_file():
+    if not (scored := _scored_run(results, name)):
         return None
-    m = json.loads((folder / "metrics_test.json").read_text())
-    s = json.loads((folder / "summary.json").read_text())
-    gflops = [models.get((experiments.run(member).config, experiments.run(member).profile), {})
-              .get("gflops_per_face_evaluated") for member in s["members"]]
+    m, s = scored
+    gflops = [_architecture(models, member).get("gflops_per_face_evaluated") for member in s["members"]]
     return {
         "run": name, "architecture": _ensemble_profile(s), "initialisation": "mixed (members' own)",
-        "pretrained on (licence)": "as its members", "age_MAE": _interval(m, "age_mae"),
-        "gender_acc_%": _interval(m, "gender_accuracy", 100, 1),
-        "ethnicity_acc_%": _interval(m, "ethnicity_accuracy", 100, 1),
-        "C25_13-17_at_25+_%": _interval(m, "challenge25_fpr_13_17", 100, 1),
-        "C25_adults_25+_asked_%": _pct(m["challenge25_friction_25plus"]), "input_px": s["image_size"],
+        "pretrained on (licence)": "as its members", **_test_columns(m), "input_px": s["image_size"],
         "params_M": "-", "GFLOPs_per_face": round(sum(gflops), 4) if None not in gflops else "?",
         "train_minutes": round(s["wall_time_s"] / 60, 1), "epochs": "-", "device": s["device_kind"],
     }
