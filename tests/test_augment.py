@@ -192,7 +192,7 @@ def test_the_throughput_script_writes_both_variants(tmp_path):
     command = [sys.executable, "scripts/bench_augment.py", "--profile", "smoke", "--steps", "1",
                "--warmup-steps", "0", "--repeats", "1", "--out", str(out)]
     done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+                          timeout=1200, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_csv(out)
     assert list(table["variant"]) == ["without", "with"] and table["relative_to_first"].iloc[0] == 1

@@ -255,7 +255,7 @@ def test_the_script_writes_the_tables_targets_and_figures(tiny_release_dir, utk_
     command = [sys.executable, "scripts/corruption_benchmark.py", "--release", str(tiny_release_dir),
                "--data", str(utk_folder), "--split-file", str(split), "--subset", "20", "--seed", "3",
                "--corruptions", "grayscale", "jpeg", "--out", str(out), "--runs-dir", str(tmp_path)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert done.returncode == 0, done.stderr[-2000:]
     result = pd.read_csv(out / "corruptions.csv")
