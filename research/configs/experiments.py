@@ -67,6 +67,13 @@ SCRATCH_CONTROLS = {"mobilenet_v2_multitask": SCRATCH_CONTROL,
                     "dlib_resnet_multitask": (*SCRATCH_CONTROL, ("model.trunk_bn", "batch"))}
 
 
+# The corruption benchmark's train-time counterparts (research/training/augment.py): the probability
+# each is applied to a training image (about two images in three get at least one).
+ROBUST_AUGMENT = (("augment.grayscale", 0.1), ("augment.colour_cast", 0.15), ("augment.gamma", 0.15),
+                  ("augment.low_resolution", 0.15), ("augment.blur", 0.15), ("augment.jpeg", 0.15),
+                  ("augment.noise", 0.15))
+
+
 def _seed_run(seed: int) -> Run:
     return Run("cnn_baseline", "cpu", (("seed", seed),))
 
@@ -81,6 +88,8 @@ RUNS: dict[str, Run] = {
     "resnet50_multitask_coral": Run("resnet50_multitask_coral", "gpu", protocol="coral"),
     # More seeds of the CNN baseline (same config; only the seed and the run name differ).
     **{f"cnn_baseline_s{seed}": _seed_run(seed) for seed in (1, 2, 3)},
+    # The baseline with the robust augmentations (issue 15): scored on the corruption benchmark.
+    "cnn_baseline_robust": Run("cnn_baseline", "cpu", ROBUST_AUGMENT),
     # Pretrained backbones (weights from registry packages) and their from-scratch controls, on
     # this CPU: dlib's face-recognition ResNet (face-pretrained) and ImageNet MobileNetV2.
     "dlib_resnet_multitask_cpu": Run("dlib_resnet_multitask", "cpu"),
@@ -91,8 +100,8 @@ RUNS: dict[str, Run] = {
                                     SCRATCH_CONTROLS["mobilenet_v2_multitask"]),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they
-# are; `make results/runs/NAME/metrics_test.json` trains and scores one (about 45 minutes each here).
-PENDING_RUNS = ("dlib_resnet_scratch_cpu",)
+# are; `make results/runs/NAME/metrics_test.json` trains and scores one (30-45 minutes each here).
+PENDING_RUNS = ("dlib_resnet_scratch_cpu", "cnn_baseline_robust")
 # The pretrained runs and the controls they are measured against (the pretraining table).
 PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
                    "mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu"}
@@ -142,6 +151,17 @@ class Evaluation:
 
 
 EVALUATION = Evaluation()
+
+
+@dataclasses.dataclass(frozen=True)
+class Robustness:
+    """The corruption benchmark (scripts/corruption_benchmark.py): how many test faces, drawn how."""
+
+    subset: int = 200  # test faces, stratified by age group; the same faces under every corruption
+    seed: int = 0  # draws the subset and seeds each image's corruption
+
+
+ROBUSTNESS = Robustness()
 
 
 def run(name: str) -> Run:

@@ -115,6 +115,31 @@ def multihost_throughput(config_name: str, profile: str, steps: int, warmup_step
     return rows
 
 
+def augment_throughput(config: ml_collections.ConfigDict, variants: dict[str, dict], steps: int,
+                       repeats: int, warmup_steps: int = 3) -> list[dict]:
+    """Train-step images/s of ``config`` under each variant's overrides (e.g. without and with the
+    robust augmentations), measured ``repeats`` times in turn so that a change in the machine's load
+    falls on every variant alike; one row per variant: the median, and its ratio to the first variant's."""
+    runs: dict[str, list[dict]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, overrides in variants.items():
+            runs[name].append(measure(config, steps, overrides, warmup_steps))
+    rows = []
+    for name, results in runs.items():
+        rates = [r["images_per_s"] for r in results]
+        rows.append({"config": config.name, "profile": config.profile, "variant": name,
+                     "overrides": " ".join(f"{k}={v}" for k, v in variants[name].items()),
+                     "image_size": config.image_size, "batch": config.batch_size,
+                     "devices": results[0]["devices"], "steps": steps, "repeats": repeats,
+                     "images_per_s": round(float(np.median(rates)), 1),
+                     "images_per_s_min": round(min(rates), 1), "images_per_s_max": round(max(rates), 1),
+                     "step_ms": round(float(np.median([r["step_ms"] for r in results])), 2),
+                     "compile_s": round(float(np.median([r["compile_s"] for r in results])), 1)})
+    for row in rows:
+        row["relative_to_first"] = round(row["images_per_s"] / rows[0]["images_per_s"], 3)
+    return rows
+
+
 def measure_variant(name: str, impl: str, dtype: str, steps: int) -> dict:
     """One variant of the training-throughput table at the benchmark's shapes (64 px, batch 64, no
     augmentation): the 4-block CNN (one conv per stage) or ResNet-50, with ``impl`` convolutions."""

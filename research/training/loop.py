@@ -30,6 +30,7 @@ from research.runs import checkpoints
 from research.runs.folder import RunFolder
 from research.training import distributed
 from research.training import history as run_history
+from research.training.augment import as_before_robust
 from research.training.state import create_train_state, learning_rate_schedule
 from research.training.steps import AXIS, loss_sums_step, replicate, train_step
 
@@ -90,6 +91,8 @@ def training_config(config: ml_collections.ConfigDict) -> dict:
 def check_resumable(meta: dict, config: ml_collections.ConfigDict, where: Path) -> None:
     """Refuse to resume a checkpoint made under another config (schedule, model, seed...)."""
     saved = meta.get("config")
+    if saved is not None:  # a checkpoint from before the robust augmentations: they were off
+        saved = as_before_robust(saved, json.loads(json.dumps(training_config(config))))
     if saved is not None and saved != json.loads(json.dumps(training_config(config))):
         changed = sorted(k for k in set(saved) | set(training_config(config))
                          if json.dumps(saved.get(k), sort_keys=True)
