@@ -7,7 +7,11 @@ A release folder (``results/models/<name>/``) holds
                    "weights": [...]}`` (the mixture weights are covered by the checksum too)
   config.json      the training config of the source run (model architecture, image size, TTA)
   metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
-                   bootstrap intervals, provenance of the export
+                   bootstrap intervals, provenance of the export; ``rules``: the name and sha256
+                   of rules.json when the release carries it
+  rules.json       optional: the prediction command's age correction, calibrated interval and
+                   Challenge-N operating points (research.predict.rules), copied in by
+                   ``research.release.rules.attach_rules`` from results/rules/rules.json
   MODEL_CARD.md    written by ``research.release.model_card`` from results files
 
 Loading needs neither orbax nor any training code: the bytes are restored without a target.
@@ -48,6 +52,7 @@ class Release:
     model: object
     metadata: dict
     path: Path
+    rules: dict | None = None  # rules.json (research.predict.rules); None: the command's fallback
 
 
 def _inference_variables(variables: dict) -> dict:
@@ -84,6 +89,7 @@ def load_release(directory: str | Path) -> Release:
     if digest != metadata.get("params_sha256"):
         raise ReleaseError(f"{directory / PARAMS_FILE}: sha256 {digest} does not match metadata.json "
                            f"({metadata.get('params_sha256')}); the file is corrupt or was replaced")
+    rules = load_rules(directory, metadata)
     config = ml_collections.ConfigDict(json.loads((directory / "config.json").read_text()))
     restored = flax.serialization.msgpack_restore(blob)
     if "members" in restored:
@@ -92,4 +98,19 @@ def load_release(directory: str | Path) -> Release:
     else:
         members, weights = (restored,), (1.0,)
     return Release(config=config, members=members, weights=weights, model=create_model(config.model),
-                   metadata=metadata, path=directory)
+                   metadata=metadata, path=directory, rules=rules)
+
+
+def load_rules(directory: Path, metadata: dict) -> dict | None:
+    """The release's rules.json when metadata.json names it (checked against its sha256), else None."""
+    entry = metadata.get("rules")
+    if not entry:
+        return None
+    path = directory / entry["file"]
+    if not path.is_file():
+        raise ReleaseError(f"{path} is missing but metadata.json names it; restore it or re-attach the rules "
+                           "(scripts/export_model.py --rules-only)")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        raise ReleaseError(f"{path}: sha256 does not match metadata.json; it is corrupt or was replaced")
+    return json.loads(blob)
