@@ -8,9 +8,8 @@ Writes params.msgpack (params + BatchNorm statistics of each member, no optimize
 config.json, metadata.json and MODEL_CARD.md into results/models/<run name>/. RUN defaults to the
 release named in research/configs/experiments.py. The release carries the prediction command's
 rules, FILE (default results/rules/rules.json, from scripts/release_rules.py), as rules.json with its
-sha256 in metadata.json. --card-only re-renders MODEL_CARD.md of an existing release from results
-files; --rules-only copies FILE into an existing release and re-renders its card (neither needs a
-checkpoint).
+sha256 in rules.sha256. --card-only re-renders MODEL_CARD.md of an existing release from results
+files; --rules-only copies FILE into an existing release (neither needs a checkpoint).
 """
 
 import argparse
@@ -32,15 +31,18 @@ def main() -> None:
     parser.add_argument("--no-rules", action="store_true", help="a release without rules.json (the fallback)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--card-only", action="store_true", help="only re-render MODEL_CARD.md")
-    only.add_argument("--rules-only", action="store_true", help="only attach FILE and re-render the card")
+    only.add_argument("--rules-only", action="store_true", help="only copy FILE into the release")
     args = parser.parse_args()
     out = args.out or Path("results/models") / args.run.name
     rules = None if args.no_rules else args.rules
     if rules is not None and not args.card_only and not rules.is_file():
         raise UserError(f"{rules} is missing: run scripts/release_rules.py first (or pass --no-rules)")
-    if args.card_only or args.rules_only:
-        if args.rules_only and rules is not None:
-            print(f"{out / 'rules.json'}: sha256 {attach_rules(out, rules)['sha256'][:16]}…")
+    if args.rules_only:
+        if rules is None:
+            raise UserError("--rules-only with --no-rules does nothing")
+        print(f"{out / 'rules.json'}: sha256 {attach_rules(out, rules)[:16]}…")
+        return
+    if args.card_only:
         print(write_card(out, args.run))
         return
     metadata = export_release(args.run, out, args.checkpoint, rules=rules)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.configs.experiments import EVALUATION
+from research.configs.experiments import EVALUATION, RELEASE
 from research.errors import UserError, cli
 from research.evaluation import rules
 from research.runs.folder import SPLITS
@@ -38,12 +38,16 @@ def main() -> None:
               [args.decision_dir / f"release_{s}.csv" for s in SPLITS])
     correction_file = args.bias_dir / "correction.json"
     inputs = [summary_file, *tables, *([correction_file] if corrected else [])]
+    made_by = (args.bias_dir / "release_probs_val.json" if corrected else
+               args.decision_dir / "release_distributions.json")
+    inputs.append(made_by)
     missing = [str(p) for p in inputs if not p.is_file()]
     if missing:
         raise UserError(f"missing {', '.join(missing)}: run scripts/age_bias.py first")
     correction = json.loads(correction_file.read_text()) if corrected else None
+    release = {"name": RELEASE, "params_sha256": json.loads(made_by.read_text())["params_sha256"]}
     val, test = (pd.read_csv(p) for p in tables)
-    record = rules.write_rules(val, test, correction, inputs, args.out, args.resamples, args.seed,
+    record = rules.write_rules(val, test, correction, release, inputs, args.out, args.resamples, args.seed,
                                EVALUATION.level)
     for n, entry in record["challenges"].items():
         for rule, point in entry["rules"].items():

@@ -13,7 +13,8 @@ fewest adults 25+ while letting at most ``max_minor_pass_rate`` of 13-17 year-ol
 validation (``decision.choose_parameter``); the default rule at N is the rule whose operating point
 asks the fewest adults 25+ on validation among those that reach that cap there.
 
-rules.json is what the release carries (research/release/rules.py copies it): age_correction,
+rules.json is what the release carries (research/release/rules.py copies it): release (the params
+it is made for), age_correction,
 interval (the calibration: method, edges, quantiles per level; stated_level), coverage (the stated
 interval on test, overall and per age group), challenges: {N: {default_rule, rules: {rule:
 {parameter, target_reached_on_validation, validation, test}}}}, and where it came from.
@@ -119,12 +120,13 @@ def coverage_summary(table: pd.DataFrame, method: str, level: float) -> dict:
             "lowest_age_group": {"group": worst["group"], "coverage": float(worst["coverage"])}}
 
 
-def write_rules(val: pd.DataFrame, test: pd.DataFrame, correction: dict | None, inputs: list[Path], out: Path,
-                resamples: int, seed: int, level: float,
+def write_rules(val: pd.DataFrame, test: pd.DataFrame, correction: dict | None, release: dict,
+                inputs: list[Path], out: Path, resamples: int, seed: int, level: float,
                 max_minor_pass_rate: float = decision.MAX_MINOR_PASS_RATE,
                 challenges: tuple[int, ...] = decision.DECISION_CHALLENGES) -> dict:
     """rules.json and coverage.csv (test) for the release tables ``val`` and ``test`` (release_<split>.csv's
-    columns, after ``correction``)."""
+    columns, after ``correction``) of the release ``release`` ({"name", "params_sha256"}: the params
+    the rules are made for)."""
     levels = tuple(sorted({*RULE_LEVELS, *calibration.LEVELS}))
     calibrations = {m: calibration.calibrate(val, m, levels) for m in calibration.METHODS}
     method = calibration.choose_method(calibration.coverage_table(val, calibrations, (STATED_LEVEL,)))
@@ -138,6 +140,7 @@ def write_rules(val: pd.DataFrame, test: pd.DataFrame, correction: dict | None, 
                   for r in RULES}
         by_n[str(n)] = {"default_rule": default_rule(points), "rules": points}
     record = {
+        "release": release,
         "age_correction": correction,
         "interval": {**interval, "stated_level": STATED_LEVEL,
                      "chosen_on": f"validation: the narrowest method whose every age group covers at least "

@@ -7,11 +7,12 @@ A release folder (``results/models/<name>/``) holds
                    "weights": [...]}`` (the mixture weights are covered by the checksum too)
   config.json      the training config of the source run (model architecture, image size, TTA)
   metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
-                   bootstrap intervals, provenance of the export; ``rules``: the name and sha256
-                   of rules.json when the release carries it
+                   bootstrap intervals, provenance of the export
   rules.json       optional: the prediction command's age correction, calibrated interval and
-                   Challenge-N operating points (research.predict.rules), copied in by
+                   Challenge-N operating points (research.predict.rules), made for these params
+                   (its ``release.params_sha256``), copied in by
                    ``research.release.rules.attach_rules`` from results/rules/rules.json
+  rules.sha256     the sha256 of rules.json (``sha256sum`` format), written beside it
   MODEL_CARD.md    written by ``research.release.model_card`` from results files
 
 Loading needs neither orbax nor any training code: the bytes are restored without a target.
@@ -101,16 +102,24 @@ def load_release(directory: str | Path) -> Release:
                    metadata=metadata, path=directory, rules=rules)
 
 
+RULES_FILE, RULES_SHA256 = "rules.json", "rules.sha256"
+
+
 def load_rules(directory: Path, metadata: dict) -> dict | None:
-    """The release's rules.json when metadata.json names it (checked against its sha256), else None."""
-    entry = metadata.get("rules")
-    if not entry:
+    """The release's rules.json, checked against rules.sha256 and against the params it was made
+    for; None when the release carries none (the command's documented fallback)."""
+    path, digest_file = Path(directory) / RULES_FILE, Path(directory) / RULES_SHA256
+    if not path.is_file() and not digest_file.is_file():
         return None
-    path = directory / entry["file"]
-    if not path.is_file():
-        raise ReleaseError(f"{path} is missing but metadata.json names it; restore it or re-attach the rules "
-                           "(scripts/export_model.py --rules-only)")
+    if not path.is_file() or not digest_file.is_file():
+        missing = path if not path.is_file() else digest_file
+        raise ReleaseError(f"{missing} is missing; re-attach the rules (export_model.py --rules-only)")
     blob = path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-        raise ReleaseError(f"{path}: sha256 does not match metadata.json; it is corrupt or was replaced")
-    return json.loads(blob)
+    if hashlib.sha256(blob).hexdigest() != digest_file.read_text().split()[0]:
+        raise ReleaseError(f"{path}: sha256 does not match {RULES_SHA256}; it is corrupt or was replaced")
+    rules = json.loads(blob)
+    made_for = rules.get("release", {}).get("params_sha256")
+    if made_for != metadata.get("params_sha256"):
+        raise ReleaseError(f"{path} was made for params {made_for}, not this release's "
+                           f"{metadata.get('params_sha256')}: run scripts/release_rules.py for this release")
+    return rules

@@ -29,7 +29,6 @@ from research.models.age_interval import calibrated_interval, interval_lower_end
 from research.models.heads import NUM_AGE_BINS
 
 RULES = ("threshold", "interval", "probability")
-RULES_FILE = "rules.json"
 MAX_AGE = NUM_AGE_BINS - 1
 ID_CHECK, NO_CHECK = "ID check", "no ID check"
 

@@ -142,7 +142,7 @@ def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
     if not all(np.array_equal(a, b) for a, b in zip(restored, exported, strict=True)):
         raise AssertionError(f"{out / PARAMS_FILE} does not load back to the exported arrays")
     if rules is not None:
-        metadata["rules"] = attach_rules(out, rules)
+        attach_rules(out, rules)
     write_card(out, run, breakdowns)
     return metadata
 
