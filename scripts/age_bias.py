@@ -1,11 +1,11 @@
-"""The release's mean signed error per age group and its label-prior correction, tau chosen on
-validation, scored once on test, from the release's full age distributions only.
+"""The release's mean signed error per age group and its correction (label prior or de-shrinking
+map), chosen on validation, scored once on test, from the release's full age distributions only.
 
     python scripts/age_bias.py [--smoke]
 
 Reads results/bias/release_probs_{val,test}.npz (scripts/release_probs.py) and the training split's
 ages (research/configs/age_bias.py) and writes results/bias/: bands.csv, challenge.csv, by_age.csv,
-tau_curve.csv, release_corrected_{val,test}.csv, correction.json (what the release carries),
+choice.csv, release_corrected_{val,test}.csv, correction.json (what the release carries),
 summary.json and by_age.png (research.evaluation.age_bias).
 """
 
@@ -45,11 +45,12 @@ def main() -> None:
     summary = age_bias.write_bias(tables, probs, train_ages, config, inputs, args.bias_dir,
                                   DECISION_CHALLENGES)
     for split in SPLITS:
-        for method in ("none", "label_prior"):
+        for method in age_bias.METHODS:
             row = summary["bands"][split][method]
             errors = ", ".join(f"{b} {row[b]['mean_signed_error'][0]:+.2f}" for b in age_bias.BANDS)
             print(f"{split} {method}: MAE {row['all']['mae'][0]:.2f}; mean signed error {errors}")
-    print(f"tau {summary['tau']:g}; chosen on validation: {summary['method_chosen_on_validation']}")
+    print(f"tau {summary['tau']:g}, lambda {summary['lambda']:g}; chosen on validation: "
+          f"{summary['method_chosen_on_validation']}")
 
 
 if __name__ == "__main__":

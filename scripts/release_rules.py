@@ -1,5 +1,5 @@
-"""The prediction command's rules for the release as it ships: its age correction (when
-scripts/age_bias.py chose it on validation), the interval calibrated on the corrected validation
+"""The prediction command's rules for the release as it ships: its age correction (the one
+scripts/age_bias.py chose on validation, if any), the interval calibrated on the corrected validation
 estimates, and each rule's Challenge-N operating point chosen on validation, scored on test.
 
     python scripts/release_rules.py [--resamples 2000] [--seed 0]
@@ -33,7 +33,7 @@ def main() -> None:
     summary_file = args.bias_dir / "summary.json"
     if not summary_file.is_file():
         raise UserError(f"{summary_file} is missing: run scripts/age_bias.py first")
-    corrected = json.loads(summary_file.read_text())["method_chosen_on_validation"] == "label_prior"
+    corrected = json.loads(summary_file.read_text())["method_chosen_on_validation"] != "none"
     tables = ([args.bias_dir / f"release_corrected_{s}.csv" for s in SPLITS] if corrected else
               [args.decision_dir / f"release_{s}.csv" for s in SPLITS])
     correction_file = args.bias_dir / "correction.json"
@@ -45,6 +45,9 @@ def main() -> None:
     if missing:
         raise UserError(f"missing {', '.join(missing)}: run scripts/age_bias.py first")
     correction = json.loads(correction_file.read_text()) if corrected else None
+    if correction is not None and correction.get("kind") is None:
+        raise UserError(f"{correction_file} holds no correction but {summary_file} chose one: "
+                        "rerun scripts/age_bias.py")
     release = {"name": RELEASE, "params_sha256": json.loads(made_by.read_text())["params_sha256"]}
     val, test = (pd.read_csv(p) for p in tables)
     record = rules.write_rules(val, test, correction, release, inputs, args.out, args.resamples, args.seed,

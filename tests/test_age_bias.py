@@ -1,8 +1,9 @@
-"""The age-bias correction (research.models.age_distribution, research.evaluation.age_bias): the
-label-prior correction is the identity at tau = 0 and with a flat prior, its estimate is the mean
-the model computes, on a synthetic dataset biased towards the common training ages the tau chosen
-on validation shrinks the largest age-group bias, the monotone alternatives by hand, and the
-stage's files."""
+"""The age-bias corrections (research.models.age_distribution, research.evaluation.age_bias): the
+label-prior correction is the identity at tau = 0 and with a flat prior, the estimate is the mean
+the model computes, the estimate map translates the distribution to the mapped estimate, on
+synthetic datasets biased towards the common training ages (or shrunk to the middle) the
+correction chosen on validation shrinks the largest age-group bias, the monotone maps by hand,
+and the stage's files."""
 
 import json
 
@@ -15,10 +16,12 @@ from research.configs.age_bias import get_config
 from research.evaluation import age_bias
 from research.models.age_distribution import (
     apply_correction,
+    estimate_map_correction,
     label_prior_correction,
     mass_below,
     moments,
     prior_adjusted,
+    shifted,
 )
 from research.models.heads import AGES, NUM_AGE_BINS, expected_age
 
@@ -90,8 +93,9 @@ def test_on_a_biased_dataset_the_tau_chosen_on_validation_shrinks_the_largest_ba
     prior = peaked_prior()
     val_age, val_probs = biased_dataset(3000, 0, prior)
     test_age, test_probs = biased_dataset(3000, 1, prior)
-    curve = age_bias.tau_curve(val_age, val_probs, prior, get_config().taus)
-    tau = age_bias.choose_tau(curve, max_mae_increase=0.25)
+    curve = pd.DataFrame([age_bias.curve_row(val_age, moments(prior_adjusted(val_probs, prior, tau))[0],
+                                             "label_prior", tau) for tau in get_config().taus])
+    tau = age_bias.choose_parameter(curve, max_mae_increase=0.25)
     assert tau > 0
     before = age_bias.band_errors(test_age, moments(test_probs)[0])
     after = age_bias.band_errors(test_age, moments(prior_adjusted(test_probs, prior, tau))[0])
@@ -101,12 +105,35 @@ def test_on_a_biased_dataset_the_tau_chosen_on_validation_shrinks_the_largest_ba
     assert after["age_mae"] <= before["age_mae"] + 0.25 + 0.1  # within the allowed MAE (test noise)
 
 
-def test_choose_tau_keeps_the_mae_within_the_allowance():
-    curve = pd.DataFrame({"tau": [0.0, 0.5, 1.0, 1.5], "age_mae": [5.0, 5.1, 5.3, 6.0],
+def test_the_parameter_chosen_keeps_the_mae_within_the_allowance():
+    curve = pd.DataFrame({"parameter": [0.0, 0.5, 1.0, 1.5], "age_mae": [5.0, 5.1, 5.3, 6.0],
                           "max_abs_band_error": [4.0, 2.0, 1.0, 0.2]})
-    assert age_bias.choose_tau(curve, 0.25) == 0.5  # 1.0 costs 0.3 years of MAE
-    assert age_bias.choose_tau(curve, 0.3) == 1.0
-    assert age_bias.choose_tau(curve, 0.0) == 0.0
+    assert age_bias.choose_parameter(curve, 0.25) == 0.5  # 1.0 costs 0.3 years of MAE
+    assert age_bias.choose_parameter(curve, 0.3) == 1.0
+    assert age_bias.choose_parameter(curve, 0.0) == 0.0
+
+
+def test_the_estimate_map_translates_the_distribution_to_the_mapped_estimate():
+    probs = np.zeros((2, NUM_AGE_BINS))
+    probs[0, [10, 12]] = [0.5, 0.5]  # mean 11
+    probs[1, [40, 50]] = [0.25, 0.75]  # mean 47.5
+    np.testing.assert_allclose(shifted(probs, 0.0), probs)
+    moved = shifted(probs, [1.5, -2.0])
+    np.testing.assert_allclose(moments(moved)[0], [12.5, 45.5])
+    assert moved[0, 11] == pytest.approx(0.25) and moved[0, 12] == pytest.approx(0.25)
+    assert moved[1, 38] == pytest.approx(0.25) and moved[1, 48] == pytest.approx(0.75)
+    edge = shifted(probs, [-20.0, 0.0])  # mass pushed below age 0 stays at 0
+    assert edge[0, 0] == pytest.approx(1.0)
+    knots = estimate_map_correction([0.0, 20.0, 100.0], [0.0, 10.0, 100.0], 1.0)  # 11 -> 5.5
+    assert moments(apply_correction(probs, knots))[0][0] == pytest.approx(5.5)
+    assert moments(apply_correction(probs, knots))[0][1] == pytest.approx(10 + (47.5 - 20) * 90 / 80)
+    half = {**knots, "lambda": 0.5}
+    assert moments(apply_correction(probs, half))[0][0] == pytest.approx(11 + 0.5 * (5.5 - 11))
+    np.testing.assert_allclose(apply_correction(probs, {**knots, "lambda": 0.0}), probs)
+    p_under = mass_below(apply_correction(probs, knots), 6)[0]
+    assert p_under == pytest.approx(0.5)  # the halves at 4.5 and 6.5 split over 4, 5 and 6, 7
+    with pytest.raises(ValueError, match="increasing"):
+        estimate_map_correction([0.0, 0.0], [1.0, 2.0], 1.0)
 
 
 def test_the_monotone_maps_by_hand():
@@ -119,8 +146,13 @@ def test_the_monotone_maps_by_hand():
     noisy = estimate + np.random.default_rng(0).normal(0, 3, len(age))
     mapped = age_bias.apply_map(age_bias.fit_isotonic(noisy, age), np.sort(noisy))
     assert np.all(np.diff(mapped) >= 0)  # monotone
-    oof = age_bias.out_of_fold("inverse_isotonic", noisy, age, folds=5, seed=0)
-    assert oof.shape == age.shape and np.isfinite(oof).all()
+    probs = np.zeros((len(age), NUM_AGE_BINS))
+    probs[np.arange(len(age)), np.clip(np.round(noisy), 0, 116).astype(int)] = 1.0
+    oof = age_bias.out_of_fold("inverse_isotonic", probs, age, 1.0, folds=5, seed=0)
+    assert oof.shape == probs.shape and np.allclose(oof.sum(axis=1), 1)
+    # out of fold, the de-shrinking map still removes most of the compression towards the middle
+    before = np.abs(moments(probs)[0] - age).mean()
+    assert np.abs(moments(oof)[0] - age).mean() < 0.75 * before
 
 
 def test_band_table_intervals_cover_the_point_and_changes_are_paired():
@@ -132,7 +164,7 @@ def test_band_table_intervals_cover_the_point_and_changes_are_paired():
     ok = table["mean_signed_error_low"] <= table["mean_signed_error"]
     assert (ok & (table["mean_signed_error"] <= table["mean_signed_error_high"])).all()
     change = table[(table["method"] == "label_prior") & (table["band"] == "all")].iloc[0]
-    assert change["mse_change"] == pytest.approx(-2.0, abs=0.15) and change["mse_change_high"] < -1.5
+    assert change["bias_change"] == pytest.approx(-2.0, abs=0.15) and change["bias_change_high"] < -1.5
     rates = age_bias.challenge_table(age, estimates, "val", 25, 200, 0, 0.95)
     hand = ((estimates["none"] >= 25) & (age >= 13) & (age <= 17)).sum() / ((age >= 13) & (age <= 17)).sum()
     assert rates.set_index("method").loc["none", "fpr_13_17"] == pytest.approx(hand)
@@ -149,16 +181,20 @@ def test_write_bias_writes_the_tables_and_a_correction_the_command_applies(tmp_p
     inputs = [tmp_path / "input.txt"]
     inputs[0].write_text("x")
     summary = age_bias.write_bias(tables, probs, train_ages, get_config("smoke"), inputs, tmp_path, (21, 25))
-    for name in ("bands.csv", "challenge.csv", "by_age.csv", "tau_curve.csv", "release_corrected_val.csv",
+    for name in ("bands.csv", "challenge.csv", "by_age.csv", "choice.csv", "release_corrected_val.csv",
                  "release_corrected_test.csv", "correction.json", "summary.json", "by_age.png"):
         assert (tmp_path / name).is_file(), name
     correction = json.loads((tmp_path / "correction.json").read_text())
-    assert correction["tau"] == summary["tau"] > 0 and "provenance" in correction
+    chosen = summary["method_chosen_on_validation"]
+    assert chosen != "none" and correction["method"] == chosen and "provenance" in correction
+    assert correction["provenance"] == summary["provenance"]
     frame = pd.read_csv(tmp_path / "release_corrected_test.csv")
     corrected = apply_correction(probs["test"], correction)
     np.testing.assert_allclose(frame["pred_age"], moments(corrected)[0], atol=1e-4)
     np.testing.assert_allclose(frame["p_under_25"], mass_below(corrected, 25), atol=1e-4)
     bands = summary["bands"]["test"]
-    assert abs(bands["label_prior"]["13-17"]["mean_signed_error"][0]) < abs(
-        bands["none"]["13-17"]["mean_signed_error"][0])
-    assert summary["method_chosen_on_validation"] in age_bias.METHODS
+    teen = {m: abs(bands[m]["13-17"]["mean_signed_error"][0]) for m in age_bias.METHODS}
+    assert teen["label_prior"] < teen["none"] and teen[chosen] < teen["none"]
+    worst = {m: max(abs(bands[m][b]["mean_signed_error"][0]) for b in age_bias.BANDS)
+             for m in ("none", chosen)}
+    assert worst[chosen] < worst["none"]

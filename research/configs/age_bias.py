@@ -1,13 +1,15 @@
 """Settings of the release's age-bias correction (scripts/age_bias.py -> results/bias/).
 
-    python scripts/age_bias.py           # about a minute: it reads the release's distributions only
+    python scripts/age_bias.py           # a few minutes: it reads the release's distributions only
 
-The correction divides the release's age distribution by the training split's age histogram to
-the power tau (research.models.age_distribution.prior_adjusted); tau is the only setting chosen
-from data, on the validation split: the tau of ``taus`` whose largest |mean signed error| over the
-age groups is smallest while the overall validation MAE rises by at most ``max_mae_increase``
-years over the uncorrected model. The test split is scored once with that tau. ``arg="smoke"``
-shrinks the bootstrap for tests.
+Two corrections of the release's age distribution are fitted (research.evaluation.age_bias): the
+label prior (the distribution divided by the training split's age histogram to the power tau) and
+the de-shrinking map (the estimate moved by lambda towards the inverse of E[estimate | true age]
+fitted on validation, the distribution translated with it). Chosen from data, on the validation
+split only: tau of ``taus`` and lambda of ``lambdas``, each the value whose largest |mean signed
+error| over the age groups is smallest while the overall validation MAE rises by at most
+``max_mae_increase`` years over the uncorrected model, then the method by the same criterion. The
+test split is scored once with the choice. ``arg="smoke"`` shrinks the bootstrap for tests.
 """
 
 import ml_collections
@@ -25,6 +27,7 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.prior_smoothing_sd = 2.0
     c.prior_pseudo_count = 1.0
     c.taus = tuple(round(0.05 * k, 2) for k in range(41))  # 0 .. 2: tau = 1 is a flat age prior
+    c.lambdas = tuple(round(0.05 * k, 2) for k in range(21))  # 0 .. 1: lambda = 1 is the full inverse
     c.max_mae_increase = 0.25  # years of overall validation MAE the correction may cost
     # The alternatives fitted on validation (monotone maps of the estimate) are scored on validation
     # out of fold, so that they are not judged on the faces they were fitted to.

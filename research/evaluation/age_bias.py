@@ -1,24 +1,30 @@
 """The release's age bias per age group, and its correction chosen on validation.
 
-Estimates are pulled towards the common ages of the training split: teenagers are estimated too
-old, the old too young. Corrections compared (all fitted on validation, scored once on test):
+Estimates are pulled towards the middle of the age range: children and teenagers are estimated too
+old, the old too young. Corrections compared (fitted on validation, scored once on test):
 
   none               the release as it is
   label_prior        its age distribution divided by the training-age prior^tau and renormalised
-                     (research.models.age_distribution; logit adjustment, Menon et al. 2021), the
-                     estimate recomputed as the distribution's mean; tau chosen on validation
-  isotonic           a monotone map of the estimate to E[true age | estimate] (isotonic regression)
-  inverse_isotonic   the estimate mapped through the inverse of the monotone E[estimate | true age]
+                     (logit adjustment, Menon et al. 2021), tau chosen on validation
+  deshrink           the estimate moved part way (lambda, chosen on validation) to the inverse of
+                     the monotone E[estimate | true age] fitted on validation, the distribution
+                     translated with it (an estimate_map correction)
+  isotonic           the estimate mapped to the monotone E[true age | estimate] (lambda 1)
+  inverse_isotonic   deshrink with lambda 1 (the full inverse), for reference
 
-The two monotone maps touch only the estimate (the spread and P(age < N) that the command's rules
-read stay those of the old distribution); they are scored on validation out of fold.
+Both corrections are applied to the distribution (research.models.age_distribution), and each
+estimate is the corrected distribution's mean, as the prediction command computes it. The maps
+are fitted on validation, so there they are scored out of fold (each fold's faces mapped by a map
+fitted on the other folds); release_corrected_val.csv holds those out-of-fold distributions, which
+is what the interval calibration and the operating points downstream are chosen on.
 
 bands.csv columns: method, split, band (AGE_GROUPS labels and "all"), n, mean_signed_error,
-mean_signed_error_low, mean_signed_error_high, mae, mae_low, mae_high, and the change against
-"none" (mse_change, mse_change_low, mse_change_high; paired resamples).
+mean_signed_error_low, mean_signed_error_high, mae, mae_low, mae_high, and the change of the mean
+signed error against "none" (bias_change, bias_change_low, bias_change_high; paired resamples).
 challenge.csv columns: method, split, challenge, and per rate (fpr_13_17, friction_18_24,
 friction_25plus) its value, _low and _high: the estimate alone at Challenge N.
-tau_curve.csv columns: tau, age_mae, max_abs_band_error, the mean signed error per age group.
+choice.csv columns: method (label_prior, deshrink), parameter (tau, lambda), age_mae,
+max_abs_band_error, fpr_13_17 and the mean signed error per age group, on validation.
 """
 
 from __future__ import annotations
@@ -33,13 +39,21 @@ from scipy.optimize import isotonic_regression
 from research.data.archive import sha256_file
 from research.evaluation.bootstrap import percentile_interval, rate_draws, resample_indices
 from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS, FRICTION_YOUNG, challenge_rates
-from research.models.age_distribution import label_prior_correction, mass_below, moments, prior_adjusted
+from research.models.age_distribution import (
+    apply_correction,
+    estimate_map_correction,
+    label_prior_correction,
+    mass_below,
+    moments,
+    prior_adjusted,
+)
 from research.models.heads import NUM_AGE_BINS
 from research.outputs import save_figure, write_csv, write_json
 from research.provenance import provenance
 from research.vocabulary import AGE_GROUPS, CHALLENGE_AGE, MINORS, YOUNG_ADULTS, band_label, in_band
 
-METHODS = ("none", "label_prior", "isotonic", "inverse_isotonic")
+METHODS = ("none", "label_prior", "deshrink", "isotonic", "inverse_isotonic")
+FITTED = {"deshrink": "inverse_isotonic", "isotonic": "isotonic", "inverse_isotonic": "inverse_isotonic"}
 BANDS = tuple(label for label, _, _ in AGE_GROUPS)
 RATES = (FPR_MINORS, FRICTION_YOUNG, FRICTION_ADULTS)
 
@@ -74,25 +88,21 @@ def band_errors(age, estimate) -> dict[str, float]:
     return out
 
 
-def tau_curve(age, probs, prior, taus) -> pd.DataFrame:
-    """Per tau: the overall MAE, the mean signed error per age group and the largest |one|."""
-    rows = []
-    for tau in taus:
-        estimate = moments(prior_adjusted(probs, prior, tau))[0]
-        errors = band_errors(age, estimate)
-        rates = challenge_rates(np.asarray(age, float), estimate, CHALLENGE_AGE)
-        rows.append({"tau": float(tau), "age_mae": errors["age_mae"],
-                     "max_abs_band_error": max(abs(errors[b]) for b in BANDS if b in errors),
-                     **{b: errors[b] for b in BANDS if b in errors}, FPR_MINORS: rates[FPR_MINORS]})
-    return pd.DataFrame(rows)
+def curve_row(age, estimate, method: str, parameter: float) -> dict:
+    """The choice table's row of one corrected estimate: MAE, band errors, the largest |one|."""
+    errors = band_errors(age, estimate)
+    rates = challenge_rates(np.asarray(age, float), np.asarray(estimate, float), CHALLENGE_AGE)
+    return {"method": method, "parameter": float(parameter), "age_mae": errors["age_mae"],
+            "max_abs_band_error": max(abs(errors[b]) for b in BANDS if b in errors),
+            FPR_MINORS: rates[FPR_MINORS], **{b: errors[b] for b in BANDS if b in errors}}
 
 
-def choose_tau(curve: pd.DataFrame, max_mae_increase: float) -> float:
-    """The tau whose largest |band mean signed error| is smallest among those whose MAE is at most
-    ``max_mae_increase`` above tau = 0's (ties: the smaller tau). tau = 0 is always allowed."""
-    base = float(curve.loc[np.isclose(curve["tau"], 0.0), "age_mae"].iloc[0])
+def choose_parameter(curve: pd.DataFrame, max_mae_increase: float) -> float:
+    """The parameter whose largest |band mean signed error| is smallest among those whose MAE is at
+    most ``max_mae_increase`` above parameter 0's (the uncorrected model; ties: the smaller one)."""
+    base = float(curve.loc[np.isclose(curve["parameter"], 0.0), "age_mae"].iloc[0])
     allowed = curve[curve["age_mae"] <= base + max_mae_increase + 1e-12]
-    return float(allowed.sort_values(["max_abs_band_error", "tau"], kind="stable").iloc[0]["tau"])
+    return float(allowed.sort_values(["max_abs_band_error", "parameter"], kind="stable").iloc[0]["parameter"])
 
 
 # ---- the monotone maps of the estimate -------------------------------------------------------
@@ -127,14 +137,22 @@ def apply_map(mapping: dict, estimate) -> np.ndarray:
 FITS = {"isotonic": fit_isotonic, "inverse_isotonic": fit_inverse_isotonic}
 
 
-def out_of_fold(method: str, estimate, age, folds: int, seed: int) -> np.ndarray:
-    """Each face's mapped estimate from a map fitted on the other folds (validation scoring)."""
-    estimate, age = np.asarray(estimate, float), np.asarray(age, float)
+def map_correction(method: str, estimate, age, lam: float) -> dict:
+    """The estimate_map correction of a fitted map (FITTED[method]) with weight ``lam``."""
+    mapping = FITS[FITTED[method]](estimate, age)
+    return estimate_map_correction(mapping["x"], mapping["y"], lam)
+
+
+def out_of_fold(method: str, probs, age, lam: float, folds: int, seed: int) -> np.ndarray:
+    """Each face's distribution corrected by the map of ``method`` (weight ``lam``) fitted on the
+    other folds: how the map fitted on all of validation will treat faces it has not seen."""
+    probs, age = np.asarray(probs, float), np.asarray(age, float)
+    estimate = moments(probs)[0]
     fold = np.random.default_rng(seed).permutation(len(age)) % folds
-    out = np.empty(len(age))
+    out = np.empty_like(probs)
     for k in range(folds):
-        mapping = FITS[method](estimate[fold != k], age[fold != k])
-        out[fold == k] = apply_map(mapping, estimate[fold == k])
+        correction = map_correction(method, estimate[fold != k], age[fold != k], lam)
+        out[fold == k] = apply_correction(probs[fold == k], correction)
     return out
 
 
@@ -173,8 +191,8 @@ def band_table(age, estimates: dict[str, np.ndarray], split: str, resamples: int
             rows.append({"method": m, "split": split, "band": band, "n": len(members),
                          "mean_signed_error": e.mean(), **_interval("mean_signed_error", d[0], level),
                          "mae": np.abs(e).mean(), **_interval("mae", d[1], level),
-                         "mse_change": e.mean() - errors["none"].mean(),
-                         **_interval("mse_change", change, level)})
+                         "bias_change": e.mean() - errors["none"].mean(),
+                         **_interval("bias_change", change, level)})
     return pd.DataFrame(rows)
 
 
@@ -222,17 +240,27 @@ def by_age(age, estimates: dict[str, np.ndarray], split: str, min_faces: int) ->
 
 # ---- the stage -------------------------------------------------------------------------------
 
-def split_estimates(val_age, val_probs, test_probs, prior, tau: float, folds: int, seed: int) -> dict:
-    """split -> method -> estimates: the distribution's mean before and after the prior correction,
-    and the two monotone maps (out of fold on validation, fitted on all of validation for test)."""
-    out = {}
-    none = {"val": moments(val_probs)[0], "test": moments(test_probs)[0]}
-    for split, probs in (("val", val_probs), ("test", test_probs)):
-        out[split] = {"none": none[split], "label_prior": moments(prior_adjusted(probs, prior, tau))[0]}
-    for method, fit in FITS.items():
-        out["val"][method] = out_of_fold(method, none["val"], val_age, folds, seed)
-        out["test"][method] = apply_map(fit(none["val"], val_age), none["test"])
-    return out
+def corrections(val_probs, val_age, prior, config) -> tuple[dict[str, dict | None], pd.DataFrame]:
+    """Each method's correction (fitted on all of validation; tau and lambda chosen there) and the
+    validation choice table of the two with a parameter."""
+    estimate = moments(val_probs)[0]
+    rows = [curve_row(val_age, moments(prior_adjusted(val_probs, prior, tau))[0], "label_prior", tau)
+            for tau in config.taus]
+    for lam in config.lambdas:
+        mapped = out_of_fold("deshrink", val_probs, val_age, lam, config.folds, config.seed)
+        rows.append(curve_row(val_age, moments(mapped)[0], "deshrink", lam))
+    choice = pd.DataFrame(rows)
+    tau = choose_parameter(choice[choice["method"] == "label_prior"], config.max_mae_increase)
+    lam = choose_parameter(choice[choice["method"] == "deshrink"], config.max_mae_increase)
+    maps = {m: map_correction(m, estimate, val_age, lam if m == "deshrink" else 1.0) for m in FITTED}
+    return {"none": None, "label_prior": label_prior_correction(prior, tau), **maps}, choice
+
+
+def corrected(split: str, probs, age, method: str, correction: dict | None, config) -> np.ndarray:
+    """The split's distributions under a method: out of fold on validation for a fitted map."""
+    if split == "val" and method in FITTED:
+        return out_of_fold(method, probs, age, correction["lambda"], config.folds, config.seed)
+    return apply_correction(probs, correction)
 
 
 def choose_method(bands: pd.DataFrame, max_mae_increase: float) -> str:
@@ -248,14 +276,15 @@ def choose_method(bands: pd.DataFrame, max_mae_increase: float) -> str:
 
 METHOD_STYLE = {"none": ("uncorrected", "#555555", "-"),
                 "label_prior": ("label-prior correction", "#c0392b", "-"),
+                "deshrink": ("de-shrinking map", "#2a9d55", "-"),
                 "isotonic": ("isotonic E[age | estimate]", "#3b6ea8", ":"),
-                "inverse_isotonic": ("inverse isotonic", "#2a9d55", ":")}
+                "inverse_isotonic": ("full inverse map", "#2a9d55", ":")}
 
 
-def plot_bias(ages: pd.DataFrame, curve: pd.DataFrame, tau: float, max_mae_increase: float):
+def plot_bias(ages: pd.DataFrame, choice: pd.DataFrame, chosen: dict[str, float], max_mae_increase: float):
     """Mean signed error per true age on validation and test for each method, and the validation
-    tau curve (largest |age-group mean signed error| and MAE) with the chosen tau."""
-    fig = Figure(figsize=(15, 4.8), layout="constrained")
+    choice of tau and lambda (largest |age-group mean signed error| and MAE against the parameter)."""
+    fig = Figure(figsize=(16, 4.8), layout="constrained")
     axes = fig.subplots(1, 3)
     for ax, split in zip(axes[:2], ("val", "test"), strict=True):
         for method, (label, color, style) in METHOD_STYLE.items():
@@ -265,26 +294,35 @@ def plot_bias(ages: pd.DataFrame, curve: pd.DataFrame, tau: float, max_mae_incre
         for _, low, _ in AGE_GROUPS[1:]:
             ax.axvline(low - 0.5, color="#bbbbbb", lw=0.8)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set(title=f"{'validation' if split == 'val' else 'test'}: mean signed error per true age",
-               xlabel="true age (ages with enough faces)", ylabel="estimate - true age (years)", xlim=(0, 90))
+        ax.set(title=f"{'validation (maps out of fold)' if split == 'val' else 'test'}: mean signed error "
+                     "per true age", xlabel="true age (ages with enough faces)",
+               ylabel="estimate - true age (years)", xlim=(0, 90))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=9)
     ax = axes[2]
-    ax.plot(curve["tau"], curve["max_abs_band_error"], color="#c0392b", label="largest |age-group error|")
-    ax.plot(curve["tau"], curve["age_mae"], color="#3b6ea8", label="overall MAE")
-    base = float(curve.loc[np.isclose(curve["tau"], 0.0), "age_mae"].iloc[0])
-    ax.axhline(base + max_mae_increase, color="#3b6ea8", ls=":", lw=1, label="MAE allowed")
-    ax.axvline(tau, color="black", ls="--", lw=1, label=f"chosen tau = {tau:g}")
-    ax.set(title="validation: choosing tau", xlabel="tau (prior exponent)", ylabel="years")
+    for method, name in (("label_prior", "tau"), ("deshrink", "lambda")):
+        part = choice[choice["method"] == method]
+        color = METHOD_STYLE[method][1]
+        ax.plot(part["parameter"], part["max_abs_band_error"], color=color,
+                label=f"{METHOD_STYLE[method][0]}: largest |age-group error|")
+        ax.plot(part["parameter"], part["age_mae"], "--", color=color,
+                label=f"{METHOD_STYLE[method][0]}: MAE")
+        ax.axvline(chosen[method], color=color, ls=":", lw=1.2)
+        ax.annotate(f"{name} = {chosen[method]:g}", (chosen[method], ax.get_ylim()[1]), color=color,
+                    fontsize=9, ha="left", va="top")
+    base = float(choice.loc[np.isclose(choice["parameter"], 0.0), "age_mae"].iloc[0])
+    ax.axhline(base + max_mae_increase, color="black", ls=":", lw=1, label="MAE allowed")
+    ax.set(title="validation: choosing tau and lambda", xlabel="tau (label prior) or lambda (map)",
+           ylabel="years", xlim=(0, 2))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=8)
     return fig
 
 
 def _at(table: pd.DataFrame, method: str, split: str, band: str) -> dict:
     row = table[(table["method"] == method) & (table["split"] == split) & (table["band"] == band)].iloc[0]
     return {k: [float(row[k]), float(row[f"{k}_low"]), float(row[f"{k}_high"])]
-            for k in ("mean_signed_error", "mae", "mse_change")} | {"n": int(row["n"])}
+            for k in ("mean_signed_error", "mae", "bias_change")} | {"n": int(row["n"])}
 
 
 def _rates_at(table: pd.DataFrame, method: str, split: str) -> dict:
@@ -304,41 +342,46 @@ def bias_tables(tables: dict[str, pd.DataFrame], estimates: dict, config) -> dic
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
 
-def tau_criterion(config) -> str:
-    return (f"validation: the tau of {config.taus[0]:g}..{config.taus[-1]:g} whose largest |mean signed "
-            f"error| over the age groups is smallest while the overall MAE rises at most "
-            f"{config.max_mae_increase:g} years")
+def criterion(config) -> str:
+    return (f"validation: the method (and its tau or lambda) whose largest |mean signed error| over the "
+            f"age groups is smallest while the overall MAE rises at most {config.max_mae_increase:g} years "
+            f"over the uncorrected model (fitted maps scored out of fold, {config.folds} folds)")
 
 
 def write_bias(tables: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], train_ages, config,
                inputs: list[Path], out: Path, challenges: tuple[int, ...]) -> dict:
-    """bands.csv, challenge.csv, by_age.csv, tau_curve.csv, the corrected release tables
-    (release_corrected_<split>.csv), correction.json (what the release carries), summary.json and
-    by_age.png. ``tables``/``probs``: split -> the faces (file, age, gender, race) and their
-    distributions, in the same order."""
+    """bands.csv, challenge.csv, by_age.csv, choice.csv, the chosen method's corrected release
+    tables (release_corrected_<split>.csv), correction.json (the chosen correction, what the release
+    carries; null kind when "none" is chosen), summary.json and by_age.png. ``tables``/``probs``:
+    split -> the faces (file, age, gender, race) and their distributions, in the same order."""
     out = Path(out)
     prior = training_prior(train_ages, config.prior_smoothing_sd, config.prior_pseudo_count)
-    val_age = tables["val"]["age"].to_numpy(float)
-    curve = tau_curve(val_age, probs["val"], prior, config.taus)
-    tau = choose_tau(curve, config.max_mae_increase)
-    estimates = split_estimates(val_age, probs["val"], probs["test"], prior, tau, config.folds, config.seed)
+    ages = {split: tables[split]["age"].to_numpy(float) for split in ("val", "test")}
+    fitted, choice = corrections(probs["val"], ages["val"], prior, config)
+    distributions = {split: {m: corrected(split, probs[split], ages[split], m, fitted[m], config)
+                             for m in METHODS} for split in ("val", "test")}
+    estimates = {split: {m: moments(d)[0] for m, d in by.items()} for split, by in distributions.items()}
     made = bias_tables(tables, estimates, config)
-    for name, frame in {**made, "tau_curve": curve}.items():
+    chosen = choose_method(made["bands"], config.max_mae_increase)
+    for name, frame in {**made, "choice": choice}.items():
         write_csv(out / f"{name}.csv", frame, float_format="%.4f")
     for split in ("val", "test"):
-        frame = corrected_frame(tables[split], prior_adjusted(probs[split], prior, tau), challenges)
+        frame = corrected_frame(tables[split], distributions[split][chosen], challenges)
         write_csv(out / f"release_corrected_{split}.csv", frame, float_format="%.4f")
     source = {"inputs": {str(p): sha256_file(p) for p in inputs}, "provenance": provenance()}
-    write_json(out / "correction.json", label_prior_correction(
-        prior, tau, prior_of=f"the training split's ages ({config.split_file})",
-        smoothing_sd=config.prior_smoothing_sd, pseudo_count=config.prior_pseudo_count,
-        chosen_on=tau_criterion(config), **source))
+    notes = {"method": chosen, "chosen_on": criterion(config)}
+    if chosen == "label_prior":
+        notes |= {"prior_of": f"the training split's ages ({config.split_file})",
+                  "smoothing_sd": config.prior_smoothing_sd, "pseudo_count": config.prior_pseudo_count}
+    elif chosen in FITTED:
+        notes |= {"map": f"{FITTED[chosen]} fit on the validation split (all of it)"}
+    write_json(out / "correction.json", {**(fitted[chosen] or {"kind": None}), **notes, **source})
+    parameters = {"label_prior": fitted["label_prior"]["tau"], "deshrink": fitted["deshrink"]["lambda"]}
     splits = ("val", "test")
     summary = {
-        "tau": tau, "criterion": tau_criterion(config), "max_mae_increase": config.max_mae_increase,
-        "method_chosen_on_validation": choose_method(made["bands"], config.max_mae_increase),
-        "methods": {m: METHOD_STYLE[m][0] for m in METHODS},
-        "alternatives_scored_on_validation": f"out of fold ({config.folds} folds)",
+        "method_chosen_on_validation": chosen, "criterion": criterion(config),
+        "tau": parameters["label_prior"], "lambda": parameters["deshrink"],
+        "max_mae_increase": config.max_mae_increase, "methods": {m: METHOD_STYLE[m][0] for m in METHODS},
         "bootstrap": {"resamples": config.resamples, "seed": config.seed, "level": config.level},
         "minors": band_label(MINORS), "challenge": config.challenge,
         "bands": {s: {m: {b: _at(made["bands"], m, s, b) for b in (*BANDS, "all")} for m in METHODS}
@@ -346,5 +389,5 @@ def write_bias(tables: dict[str, pd.DataFrame], probs: dict[str, np.ndarray], tr
         "challenge_rates": {s: {m: _rates_at(made["challenge"], m, s) for m in METHODS} for s in splits},
         **source}
     write_json(out / "summary.json", summary)
-    save_figure(out / "by_age.png", plot_bias(made["by_age"], curve, tau, config.max_mae_increase))
+    save_figure(out / "by_age.png", plot_bias(made["by_age"], choice, parameters, config.max_mae_increase))
     return summary

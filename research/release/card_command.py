@@ -109,26 +109,35 @@ def interval_line(rules: dict | None, z: float) -> str:
             f"({worst['group']}).")
 
 
+def correction_words(correction: dict) -> str:
+    """What the release's age correction does, in a sentence's words."""
+    if correction["kind"] == "label_prior":
+        return (f"divides the release's age distribution by the training split's age prior to the power "
+                f"tau = {correction['tau']:g} and renormalises (logit adjustment)")
+    return (f"moves the estimate {correction['lambda']:g} of the way to the inverse of the monotone "
+            "E[estimate | true age] fitted on the validation split, translating the age distribution with it "
+            "(so that P(age < N) moves too)")
+
+
 def correction_section(rules: dict | None, bias: dict | None) -> list[str]:
     """The age correction the command applies, and the mean signed error per age group before and
     after it on test (results/bias/summary.json)."""
     correction = (rules or {}).get("age_correction")
     if correction is None or bias is None:
         return ["The command applies no age correction."] if rules is not None else []
-    test = bias["bands"]["test"]
+    method, test = bias["method_chosen_on_validation"], bias["bands"]["test"]
     rows = ["| age group | n | mean signed error before [95%] | after [95%] | MAE before | MAE after |",
             "|---|---|---|---|---|---|"]
     for band in (*[g for g, _, _ in AGE_GROUPS], "all"):
-        before, after = test["none"][band], test["label_prior"][band]
+        before, after = test["none"][band], test[method][band]
         rows.append(f"| {band} | {before['n']} | {_years(before['mean_signed_error'])} | "
                     f"{_years(after['mean_signed_error'])} | {before['mae'][0]:.2f} | "
                     f"{after['mae'][0]:.2f} |")
     rates = bias["challenge_rates"]["test"]
-    before, after = rates["none"], rates["label_prior"]
-    return [f"The command divides the release's age distribution by the training split's age prior to the "
-            f"power tau = {correction['tau']:g} and renormalises (logit adjustment; tau chosen on "
-            f"{correction['chosen_on']}); the estimate is the corrected distribution's mean. On the test "
-            "split (the metrics above are the uncorrected network's):", "", "\n".join(rows), "",
+    before, after = rates["none"], rates[method]
+    return [f"The command {correction_words(correction)}; the estimate is the corrected distribution's "
+            f"mean. Chosen on {correction['chosen_on']}. On the test split (the metrics above are the "
+            "uncorrected network's):", "", "\n".join(rows), "",
             f"With the estimate alone at Challenge {bias['challenge']}, {band_label(MINORS)} year-olds let "
             f"through: {_pct(before['fpr_13_17'])}% before, {_pct(after['fpr_13_17'])}% after; adults "
             f"{CHALLENGE_AGE}+ asked: {_pct(before['friction_25plus'])}% before, "

@@ -160,9 +160,9 @@ def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: P
         raise FileNotFoundError(f"{bias} is missing: the card states the age correction's effect from it "
                                 "(scripts/age_bias.py)")
     summary = json.loads(Path(bias).read_text()) if rules and rules.get("age_correction") else None
-    if summary is not None and summary["tau"] != rules["age_correction"]["tau"]:
-        raise ValueError(f"{bias} is for tau {summary['tau']:g}, the release's rules correct with tau "
-                         f"{rules['age_correction']['tau']:g}: rerun scripts/release_rules.py")
+    if summary is not None and summary["provenance"] != rules["age_correction"].get("provenance"):
+        raise ValueError(f"{bias} is not from the run of scripts/age_bias.py whose correction the release's "
+                         "rules carry: rerun scripts/release_rules.py and attach its rules")
     card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary,
                              rules, summary)
     with atomic_path(release / "MODEL_CARD.md") as tmp:
