@@ -36,5 +36,5 @@ def get_config(arg: str = "") -> ml_collections.ConfigDict:
     c.resamples = EVALUATION.smoke_resamples if arg == "smoke" else EVALUATION.resamples
     c.seed = EVALUATION.seed
     c.level = EVALUATION.level
-    c.min_faces_per_age = 5  # the per-age figure shows ages with at least this many faces
+    c.min_faces_per_age = 10  # the per-age figure shows ages with at least this many faces
     return c

@@ -308,12 +308,12 @@ def plot_bias(ages: pd.DataFrame, choice: pd.DataFrame, chosen: dict[str, float]
         ax.plot(part["parameter"], part["age_mae"], "--", color=color,
                 label=f"{METHOD_STYLE[method][0]}: MAE")
         ax.axvline(chosen[method], color=color, ls=":", lw=1.2)
-        ax.annotate(f"{name} = {chosen[method]:g}", (chosen[method], ax.get_ylim()[1]), color=color,
-                    fontsize=9, ha="left", va="top")
-    base = float(choice.loc[np.isclose(choice["parameter"], 0.0), "age_mae"].iloc[0])
-    ax.axhline(base + max_mae_increase, color="black", ls=":", lw=1, label="MAE allowed")
+        ax.annotate(f" {name} = {chosen[method]:g}", (chosen[method], 0.2), color=color, fontsize=9,
+                    ha="left", va="bottom")
+    start = choice[np.isclose(choice["parameter"], 0.0)].iloc[0]
+    ax.axhline(start["age_mae"] + max_mae_increase, color="black", ls=":", lw=1, label="MAE allowed")
     ax.set(title="validation: choosing tau and lambda", xlabel="tau (label prior) or lambda (map)",
-           ylabel="years", xlim=(0, 2))
+           ylabel="years", xlim=(0, 2), ylim=(0, 1.6 * max(start["age_mae"], start["max_abs_band_error"])))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
