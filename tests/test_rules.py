@@ -6,6 +6,7 @@ operating points, and the command's decisions on a table reproduce the rates rul
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from _synthetic_release import synthetic_release_table
 
@@ -125,3 +126,34 @@ def test_rules_json_is_what_the_command_applies(tmp_path):
             assert (~asked[minors]).mean() == pytest.approx(point["test"]["fpr_13_17"][0])
             adults = test["age"].to_numpy() >= 25
             assert asked[adults].mean() == pytest.approx(point["test"]["friction_25plus"][0])
+
+
+def test_the_card_states_the_operating_point_its_cost_the_coverage_and_the_correction(tmp_path):
+    from _synthetic_release import synthetic_rules
+
+    from research.evaluation.age_bias import BANDS
+    from research.models.age_distribution import estimate_map_correction
+    from research.release.card_command import command_section
+
+    correction = estimate_map_correction([0.0, 100.0], [0.0, 100.0], 0.5, chosen_on="validation: by hand")
+    rules = json.loads(synthetic_rules(tmp_path, "abc", correction, n=1500).read_text())
+    bands = {m: {b: {"n": 10, "mean_signed_error": [v, v - 1, v + 1], "mae": [5.0, 4.0, 6.0]}
+                 for b in (*BANDS, "all")} for m, v in (("none", 4.0), ("deshrink", 1.0))}
+    rates = {m: {"fpr_13_17": [0.2, 0.1, 0.3], "friction_25plus": [0.05, 0.04, 0.06]}
+             for m in ("none", "deshrink")}
+    bias = {"method_chosen_on_validation": "deshrink", "challenge": 25, "bands": {"test": bands},
+            "challenge_rates": {"test": rates}}
+    text = "\n".join(command_section(rules, bias, None, 1.15, None))
+    entry = rules["challenges"]["25"]
+    point = entry["rules"][entry["default_rule"]]
+    assert f"its cost is asking {100 * point['test']['friction_25plus'][0]:.1f}% [" in text
+    assert f"covered {100 * rules['coverage']['overall'][0]:.1f}% [" in text
+    assert "moves the estimate 0.5 of the way" in text
+    assert "| 13-17 | 10 | +4.00 [+3.00, +5.00] | +1.00 [+0.00, +2.00] | 5.00 | 5.00 |" in text
+    assert "through: 20.0% [10.0, 30.0] before" in text
+    for stale in ("not a calibrated", "not calibrated", "z = 1.15", "interval z"):
+        assert stale not in text
+    fallback = "\n".join(command_section(None, None, pd.DataFrame({"age": [15, 20, 30],
+                                                                   "pred_age": [20.0, 22.0, 31.0],
+                                                                   "age_std": [3.0, 3.0, 3.0]}), 1.15, None))
+    assert "carries no rules.json" in fallback and "1.15 (command default)" in fallback

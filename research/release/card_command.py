@@ -51,9 +51,15 @@ def _pct(values: list | None, digits: int = 1) -> str:
     if not values or values[0] is None:
         return "n/a"
     value = f"{100 * values[0]:.{digits}f}"
-    if values[1] is None:
+    if len(values) < 3 or values[1] is None:
         return value
     return f"{value} [{100 * values[1]:.{digits}f}, {100 * values[2]:.{digits}f}]"
+
+
+def _share(values: list | None) -> str:
+    """'12.3% [8.1, 17.0]' for prose."""
+    text = _pct(values)
+    return text if text == "n/a" else text.replace(" [", "% [", 1) if "[" in text else f"{text}%"
 
 
 def _parameter(rule: str, parameter: float | None) -> str:
@@ -90,9 +96,9 @@ def default_rule_line(rules: dict, n: int = CHALLENGE_AGE) -> str:
             f"({_parameter(rule, point['parameter'])}), chosen on validation as the rule that asks the "
             f"fewest adults {CHALLENGE_AGE}+ while letting at most "
             f"{100 * rules['max_minor_pass_rate']:g}% of {band_label(MINORS)} year-olds through ({reached}). "
-            f"On the test split it lets {_pct(t['fpr_13_17'])}% of {band_label(MINORS)} year-olds through; "
-            f"its cost is asking {_pct(t['friction_25plus'])}% of adults {CHALLENGE_AGE}+ and "
-            f"{_pct(t['friction_18_24'])}% of {band_label(YOUNG_ADULTS)} year-olds for ID.")
+            f"On the test split it lets {_share(t['fpr_13_17'])} of {band_label(MINORS)} year-olds through; "
+            f"its cost is asking {_share(t['friction_25plus'])} of adults {CHALLENGE_AGE}+ and "
+            f"{_share(t['friction_18_24'])} of {band_label(YOUNG_ADULTS)} year-olds for ID.")
 
 
 def interval_line(rules: dict | None, z: float) -> str:
@@ -105,7 +111,7 @@ def interval_line(rules: dict | None, z: float) -> str:
     return (f"The age interval the command reports is the {100 * c['level']:g}% split-conformal interval "
             f"calibrated on the validation split ({interval['method']} error within "
             f"{len(interval['edges']) + 1} bands of the estimate): on the test split it covered "
-            f"{_pct(c['overall'])}% of faces, and {100 * worst['coverage']:.1f}% in its lowest age group "
+            f"{_share(c['overall'])} of faces, and {100 * worst['coverage']:.1f}% in its lowest age group "
             f"({worst['group']}).")
 
 
@@ -139,9 +145,9 @@ def correction_section(rules: dict | None, bias: dict | None) -> list[str]:
             f"mean. Chosen on {correction['chosen_on']}. On the test split (the metrics above are the "
             "uncorrected network's):", "", "\n".join(rows), "",
             f"With the estimate alone at Challenge {bias['challenge']}, {band_label(MINORS)} year-olds let "
-            f"through: {_pct(before['fpr_13_17'])}% before, {_pct(after['fpr_13_17'])}% after; adults "
-            f"{CHALLENGE_AGE}+ asked: {_pct(before['friction_25plus'])}% before, "
-            f"{_pct(after['friction_25plus'])}% after."]
+            f"through: {_share(before['fpr_13_17'])} before, {_share(after['fpr_13_17'])} after; adults "
+            f"{CHALLENGE_AGE}+ asked: {_share(before['friction_25plus'])} before, "
+            f"{_share(after['friction_25plus'])} after."]
 
 
 def _years(values: list) -> str:
