@@ -463,6 +463,11 @@ def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(done.stdout)
     assert payload["model"]["name"] == DEFAULT_RELEASE.name
+    rules = load_release(DEFAULT_RELEASE).rules
+    correction = rules["age_correction"]
+    assert payload["age_correction"] == {"kind": correction["kind"], "lambda": correction["lambda"]} if \
+        correction["kind"] == "estimate_map" else payload["age_correction"]["tau"] == correction["tau"]
+    assert payload["rule"]["rule"] == rules["challenges"]["25"]["default_rule"]
     (face,) = payload["files"][0]["faces"]
     assert 18 <= face["age"] <= 60 and face["gender"] == "female"  # an adult woman
     assert load_release(DEFAULT_RELEASE).metadata["params_bytes"] <= MAX_RELEASE_BYTES

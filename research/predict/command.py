@@ -43,8 +43,9 @@ def interval_note(decision: Decision, rules: dict | None) -> str:
 def rule_head(decision: Decision) -> dict:
     """The rule, its parameter and where it came from; the age correction applied (if any)."""
     c = decision.correction
+    parameter = None if c is None else ("tau" if c["kind"] == "label_prior" else "lambda")
     return {"rule": decision.describe(),
-            "age_correction": None if c is None else {"kind": c["kind"], "tau": c["tau"]}}
+            "age_correction": None if c is None else {"kind": c["kind"], parameter: c[parameter]}}
 
 
 def face_line(index: int, face: dict) -> str:
