@@ -76,11 +76,12 @@ def bias_table(results: Results) -> Markdown:
                     row[f"n ({name})"] = num(r["n"])
                 row[f"{name} error {when}"] = years([r["mean_signed_error"], r["mean_signed_error_low"],
                                                      r["mean_signed_error_high"]])
-                row[f"{name} MAE {when}"] = num(r["mae"], 2)
+                if split == "test":
+                    row[f"{name} MAE {when}"] = num(r["mae"], 2)
         rows.append(row)
-    caption = (f"Mean signed error (estimate − true age, years) and MAE per true age group before and "
-               f"after the correction chosen on validation ({s['methods'][chosen]}; validation scored out "
-               "of fold), "
+    caption = (f"Mean signed error (estimate − true age, years) per true age group, and MAE on test, "
+               f"before and after the correction chosen on validation ({s['methods'][chosen]}; "
+               "validation scored out of fold), "
                f"with {pct(s['bootstrap']['level'], 0)} percentile bootstrap intervals "
                f"({num(s['bootstrap']['resamples'])} resamples; results/{BANDS}).")
     return table(pd.DataFrame(rows), caption, "bias-bands")
