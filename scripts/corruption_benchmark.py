@@ -1,7 +1,8 @@
 """The corruption benchmark: the release (and any run folders) on corrupted test faces.
 
-    python scripts/corruption_benchmark.py [--release results/models/cnn_ensemble] [--run results/runs/NAME]
-                                           [--subset 1000] [--seed 0] [--corruptions grayscale blur ...]
+    python scripts/corruption_benchmark.py [--release results/models/cnn_ensemble] [--release-members]
+                                           [--run results/runs/NAME] [--subset 200] [--seed 0]
+                                           [--corruptions grayscale blur ...]
 
 Draws a seeded subset of the test split, stratified by age group (research/configs/experiments.py
 ROBUSTNESS), decodes its crops from the UTKFace archive, corrupts each at severities 1-3
@@ -10,7 +11,7 @@ results/robustness/: corruptions.csv (age MAE, mean signed error, gender accurac
 rates per model, corruption and severity), predictions.csv, summary.json (the issue's targets,
 computed) and the figures corruptions.png and samples.png (a procedurally drawn face).
 The release runs at roughly 5-150 faces/s on a CPU depending on its load: 34 conditions of
-1000 faces take between 4 minutes and 2 hours.
+1000 faces take between 4 minutes and 2 hours per model.
 """
 
 import argparse
@@ -34,6 +35,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--release", type=Path, default=Path(RELEASE_DIR), help="a release model folder")
     parser.add_argument("--no-release", action="store_true", help="score only the --run folders")
+    parser.add_argument("--release-members", action="store_true",
+                        help="also score each member of an ensemble release alone (<release>.<member>)")
     parser.add_argument("--run", type=Path, action="append", default=[],
                         help="a run folder with a best checkpoint (repeatable)")
     parser.add_argument("--subset", type=int, default=ROBUSTNESS.subset, help="test faces scored")
@@ -50,6 +53,10 @@ def main() -> None:
         release = load_release(args.release)
         models.append(robustness.release_model(release))
         committed[models[-1].name] = RunFolder(args.runs_dir / args.release.name)
+        if args.release_members:
+            for member in robustness.release_member_models(release):
+                models.append(member)
+                committed[member.name] = RunFolder(args.runs_dir / member.source["member"])
     for workdir in args.run:
         if not RunFolder(workdir).best_checkpoint.exists():
             raise UserError(f"{workdir} has no best checkpoint (checkpoints are git-ignored): train it first")

@@ -5,6 +5,7 @@ a tiny release, end to end through scripts/corruption_benchmark.py."""
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -232,7 +233,9 @@ def tiny_release_dir(tmp_path_factory) -> Path:
     blob = ensemble_bytes(members, [0.6, 0.4])
     (folder / "params.msgpack").write_bytes(blob)
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    (folder / "metadata.json").write_text(json.dumps({"params_sha256": hashlib.sha256(blob).hexdigest()}))
+    (folder / "metadata.json").write_text(json.dumps({
+        "params_sha256": hashlib.sha256(blob).hexdigest(),
+        "source_run": {"members": [{"name": "member_a"}, {"name": "member_b"}]}}))
     return folder
 
 
@@ -247,6 +250,26 @@ def test_a_release_predicts_its_mixture(tiny_release_dir, crops):
     np.testing.assert_array_equal(out["pred_gender"], np.asarray(mixed["p_gender"]).argmax(1))
 
 
+def test_each_release_member_alone_predicts_as_that_member(tiny_release_dir, crops):
+    release = load_release(tiny_release_dir)
+    members = robustness.release_member_models(release)
+    assert [m.name for m in members] == ["tiny_release.member_a", "tiny_release.member_b"]
+    images = np.stack([model_input(c, members[0].image_size) for c in crops])
+    for member, variables in zip(members, release.members, strict=True):
+        alone = mixture_step((variables,), images, release.model.apply, True, (1.0,))
+        np.testing.assert_allclose(member.predict(images)["pred_age"], alone["age"], rtol=1e-5)
+    assert not np.allclose(members[0].predict(images)["pred_age"], members[1].predict(images)["pred_age"])
+
+
+def test_a_release_whose_metadata_does_not_name_its_members_is_an_error(tiny_release_dir, tmp_path):
+    folder = tmp_path / "unnamed"
+    shutil.copytree(tiny_release_dir, folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**metadata, "source_run": {}}))
+    with pytest.raises(ValueError, match="names 0 members"):
+        robustness.release_member_models(load_release(folder))
+
+
 def test_the_script_writes_the_tables_targets_and_figures(tiny_release_dir, utk_folder, tmp_path):
     split = tmp_path / "split.csv"
     table = folder_table(utk_folder)
@@ -254,12 +277,14 @@ def test_the_script_writes_the_tables_targets_and_figures(tiny_release_dir, utk_
     out = tmp_path / "robustness"
     command = [sys.executable, "scripts/corruption_benchmark.py", "--release", str(tiny_release_dir),
                "--data", str(utk_folder), "--split-file", str(split), "--subset", "20", "--seed", "3",
-               "--corruptions", "grayscale", "jpeg", "--out", str(out), "--runs-dir", str(tmp_path)]
+               "--corruptions", "grayscale", "jpeg", "--out", str(out), "--runs-dir", str(tmp_path),
+               "--release-members"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
     assert done.returncode == 0, done.stderr[-2000:]
     result = pd.read_csv(out / "corruptions.csv")
-    assert len(result) == 7 and (result["n"] == 20).all() and set(result["model"]) == {"tiny_release"}
+    models = {"tiny_release", "tiny_release.member_a", "tiny_release.member_b"}
+    assert len(result) == 3 * 7 and (result["n"] == 20).all() and set(result["model"]) == models
     summary = json.loads((out / "summary.json").read_text())
     assert summary["subset"]["faces"] == 20 and summary["subset"]["seed"] == 3
     assert summary["subset"]["test_split_faces"] == 30
@@ -268,7 +293,7 @@ def test_the_script_writes_the_tables_targets_and_figures(tiny_release_dir, utk_
     assert "mean_mae_at_severity2_within_15pct_of_clean" in targets
     assert summary["provenance"]["data_sha256"] and summary["corruptions"]["jpeg"]["parameters"]["2"] == 10
     predictions = pd.read_csv(out / "predictions.csv")
-    assert len(predictions) == 7 * 20
+    assert len(predictions) == 3 * 7 * 20
     assert (out / "corruptions.png").stat().st_size > 0 and (out / "samples.png").stat().st_size > 0
 
 

@@ -4,6 +4,7 @@ CSV outputs, annotated images and exit codes. A tiny randomly initialised model 
 real exporter into tmp_path; one test loads the committed release model."""
 
 import dataclasses
+import hashlib
 import io
 import json
 import shutil
@@ -17,23 +18,35 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from _synthetic_release import synthetic_rules
 from PIL import Image
 from skimage import data
 
 from research.configs import load_config
 from research.configs.predict import get_config
 from research.data.cache import decode_resize
+from research.models.age_distribution import apply_correction, label_prior_correction, mass_below, moments
+from research.models.age_interval import calibrated_interval
 from research.models.factory import create_model
 from research.predict import faces
-from research.predict.estimate import ID_CHECK, NO_CHECK, AgeEstimator, chip_to_input, face_result
+from research.predict.estimate import (
+    ID_CHECK,
+    NO_CHECK,
+    AgeEstimator,
+    chip_to_input,
+    chips_to_inputs,
+    face_result,
+)
 from research.predict.pipeline import Predictor, predict_file
 from research.predict.release import DEFAULT_RELEASE, MAX_RELEASE_BYTES, ReleaseError, load_release
+from research.predict.rules import Decision
 from research.release import export
 from research.runs import checkpoints
 from research.training.state import create_train_state
 from scripts.predict import main as predict_main
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_PRIOR = np.linspace(2.0, 0.5, 117)  # a made-up training prior for the tiny release's correction
 ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's box on the 512x512 astronaut, checked by eye
 
 
@@ -57,6 +70,18 @@ def tiny_release(tmp_path_factory) -> Path:
     run = write_fake_run(root / "runs" / "tiny")
     out = root / "models" / "tiny"
     export.export_release(run, out, breakdowns=REPO / "results/breakdowns/cnn_baseline")
+    params = json.loads((out / "metadata.json").read_text())["params_sha256"]
+    rules = synthetic_rules(root / "rules", params, label_prior_correction(TINY_PRIOR, 0.7))
+    export.attach_rules(out, rules)
+    return out
+
+
+@pytest.fixture(scope="module")
+def release_without_rules(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("norules")
+    out = root / "models" / "tiny"
+    export.export_release(write_fake_run(root / "runs" / "tiny"), out,
+                          breakdowns=REPO / "results/breakdowns/cnn_baseline")
     return out
 
 
@@ -105,6 +130,21 @@ def test_export_writes_a_release_that_loads_to_the_checkpoint(tiny_release, tmp_
         load_release(broken)
     with pytest.raises(ReleaseError, match="missing"):
         load_release(tmp_path)
+    # the rules travel with their checksum and the params they were made for
+    rules_blob = (tiny_release / "rules.json").read_bytes()
+    assert (tiny_release / "rules.sha256").read_text().split()[0] == hashlib.sha256(rules_blob).hexdigest()
+    assert load_release(tiny_release).rules == json.loads(rules_blob)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_release, tampered)
+    (tampered / "rules.json").write_bytes(rules_blob.replace(b'"tau"', b'"tau" ', 1))
+    with pytest.raises(ReleaseError, match="rules.json: sha256"):
+        load_release(tampered)
+    (tampered / "rules.json").unlink()
+    with pytest.raises(ReleaseError, match="rules.json is missing"):
+        load_release(tampered)
+    other = synthetic_rules(tmp_path / "other_rules", "0" * 64, n=600)
+    with pytest.raises(ValueError, match="made for params"):
+        export.attach_rules(tiny_release, other)
 
 
 def test_loading_a_release_needs_no_orbax_and_no_training_code(tiny_release):
@@ -215,14 +255,40 @@ def test_chip_resize_matches_the_training_cache(astronaut):
     assert np.abs(ours - cache).mean() < 0.5 * np.abs(naive - cache).mean()
 
 
-def test_challenge_decision_uses_the_estimate_and_the_lower_end_of_its_interval():
-    out = {"age": np.array([30.0, 30.0, 20.0]), "age_std": np.array([1.0, 5.0, 1.0]),
-           "p_gender": np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])}
-    results = [face_result(out, i, 1.645, 25) for i in range(3)]
+def fallback_out(decision: Decision, age, std) -> dict:
+    low, high = decision.stated_interval(np.asarray(age), np.asarray(std))
+    return {"age": np.asarray(age), "age_std": np.asarray(std), "age_low": low, "age_high": high,
+            "p_under": np.full(len(age), 0.5), "p_gender": np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])}
+
+
+def test_the_fallback_decision_uses_the_estimate_and_the_lower_end_of_its_interval():
+    decision = Decision("interval", 25, 1.645, "fallback", z=1.645)
+    out = fallback_out(decision, [30.0, 30.0, 20.0], [1.0, 5.0, 1.0])
+    results = [face_result(out, i, decision) for i in range(3)]
     assert [r["challenge"]["decision"] for r in results] == [NO_CHECK, ID_CHECK, ID_CHECK]
     assert results[1]["age_interval"] == [pytest.approx(21.8, abs=0.05), pytest.approx(38.2, abs=0.05)]
     assert results[0]["gender"] == "male" and results[1]["gender"] == "female"
-    assert face_result({**out, "age_std": np.array([40.0] * 3)}, 2, 1.645, 25)["age_interval"][0] == 0
+    assert results[1]["age_interval_level"] is None and results[1]["challenge"]["rule"] == "interval"
+    assert face_result(fallback_out(decision, [30.0] * 3, [40.0] * 3), 2, decision)["age_interval"][0] == 0
+
+
+def test_the_command_states_the_calibrated_interval_and_p_under_of_the_corrected_distribution(
+        predictor, tiny_release, astronaut):
+    rules = json.loads((tiny_release / "rules.json").read_text())
+    faces_found, chips = predictor.predict_array(np.asarray(astronaut), 25)
+    raw = predictor.estimator.raw(chips_to_inputs(chips, predictor.estimator.image_size))
+    probs = apply_correction(raw["age_probs"], rules["age_correction"])
+    age, std = moments(probs)
+    level = rules["interval"]["stated_level"]
+    low, high = calibrated_interval(age, std, level, rules["interval"])
+    face = faces_found[0]
+    assert face["age"] == round(float(age[0]), 1) and face["age_interval_level"] == level
+    assert face["age_interval"] == [round(float(low[0]), 1), round(min(float(high[0]), 116), 1)]
+    assert face["challenge"]["p_under"] == round(float(mass_below(probs, 25)[0]), 4)
+    default = rules["challenges"]["25"]
+    assert face["challenge"]["rule"] == default["default_rule"]
+    assert face["challenge"]["parameter"] == default["rules"][default["default_rule"]]["parameter"]
+    assert abs(face["age"] - float(raw["age"][0])) > 0.5  # the corrected estimate, not the network's
 
 
 def test_missing_landmark_package_is_named_in_the_error(monkeypatch):
@@ -305,22 +371,30 @@ def test_cli_on_a_mixed_folder_writes_json_csv_and_annotations(tiny_release, bad
     assert code == 0
     captured = capsys.readouterr()
     payload = json.loads(captured.out)
-    assert set(payload) == {"model", "challenge", "interval", "summary", "files"}
+    assert set(payload) == {"model", "challenge", "rule", "age_correction", "interval", "summary", "files"}
     last = captured.err.strip().splitlines()[-1]  # the summary line ends stderr
     assert last.startswith(f"{len(expected) + 1} photos (") and "faces/s" in last
-    assert payload["challenge"] == 25 and "not a calibrated" in payload["interval"]
+    rules = json.loads((tiny_release / "rules.json").read_text())
+    assert payload["challenge"] == 25 and "split-conformal" in payload["interval"]
+    assert payload["age_correction"] == {"kind": "label_prior", "tau": 0.7}
+    assert f"covered {100 * rules['coverage']['overall'][0]:.1f}%" in payload["interval"]
+    assert payload["rule"]["rule"] == rules["challenges"]["25"]["default_rule"]
+    assert "validation" in payload["rule"]["source"]
     statuses = {Path(r["path"]).name: r["status"] for r in payload["files"]}
     assert statuses == {**{n: s for n, (s, _) in expected.items()}, "missing.jpg": "not_found"}
     for record in payload["files"]:
         assert set(record) >= {"path", "status", "message", "width", "height", "notes", "faces"}
         for face in record["faces"]:
             assert set(face) == {"box", "detection_score", "detector", "landmarks", "age", "age_interval",
-                                 "age_std", "gender", "gender_probability", "challenge"}
+                                 "age_interval_level", "age_std", "gender", "gender_probability", "challenge"}
             assert len(face["box"]) == 4 and len(face["landmarks"]) == 5
-            assert set(face["challenge"]) == {"threshold", "decision", "reason"}
+            assert set(face["challenge"]) == {"threshold", "rule", "parameter", "p_under", "decision",
+                                              "reason"}
+            assert 0 <= face["challenge"]["p_under"] <= 1
     assert payload["summary"]["faces"] == sum(c or 0 for _, c in expected.values())
     table = pd.read_csv(tmp_path / "o.csv")
     assert len(table) == payload["summary"]["faces"] + sum(not r["faces"] for r in payload["files"])
+    assert {"age_interval_level", "rule", "parameter", "p_under"} <= set(table.columns)
     annotated = {r["status"]: Path(r["annotated"]) for r in payload["files"] if "annotated" in r}
     assert set(annotated) == {"ok", "no_face"}
     with Image.open(annotated["ok"]) as image:
@@ -342,10 +416,45 @@ def test_exit_codes(tiny_release, tmp_path, capsys):
     assert "not a release model folder" in capsys.readouterr().err
 
 
-def test_the_commands_interval_is_the_one_chosen_on_validation_for_the_committed_release():
+def test_a_release_without_rules_falls_back_to_the_uncalibrated_interval(release_without_rules, astronaut,
+                                                                         tmp_path, capsys):
+    code = predict_main([str(save(astronaut, tmp_path / "a.png")), "--json", "--checkpoint",
+                         str(release_without_rules)])
+    assert code == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert "warning: fallback: the release carries no rules.json" in captured.err
+    assert "not a calibrated interval" in payload["interval"] and payload["age_correction"] is None
+    assert payload["rule"]["rule"] == "interval" and payload["rule"]["parameter"] == get_config().interval_z
+    assert "This release carries no rules.json" in (release_without_rules / "MODEL_CARD.md").read_text()
+    assert predict_main([str(tmp_path / "a.png"), "--rule", "probability", "--checkpoint",
+                         str(release_without_rules)]) == 2
+    assert "give the probability rule's p" in capsys.readouterr().err
+
+
+def test_the_fallback_interval_is_the_one_chosen_on_validation_for_the_committed_release():
     point = load_release(DEFAULT_RELEASE).metadata["interval_operating_point"]
     assert point["chosen_on"] == "validation"
     assert get_config().interval_z == pytest.approx(point["z"])
+
+
+def test_the_committed_model_card_is_current_and_states_the_calibrated_interval_and_operating_point(
+        tmp_path, monkeypatch):
+    card = (DEFAULT_RELEASE / "MODEL_CARD.md").read_text()
+    rules = load_release(DEFAULT_RELEASE).rules
+    assert rules is not None, "the committed release carries no rules.json"
+    for stale in ("not a calibrated", "not calibrated", "z = 1.15", "command default", "interval z"):
+        assert stale not in card, stale
+    assert f"covered {100 * rules['coverage']['overall'][0]:.1f}" in card
+    entry = rules["challenges"]["25"]
+    point = entry["rules"][entry["default_rule"]]
+    assert f"its cost is asking {100 * point['test']['friction_25plus'][0]:.1f}" in card
+    # re-rendered from the release folder and results files alone (no checkpoint), it is the committed card
+    copy = tmp_path / DEFAULT_RELEASE.name
+    shutil.copytree(DEFAULT_RELEASE, copy)
+    monkeypatch.chdir(REPO)
+    export.write_card(copy, REPO / "results/runs" / DEFAULT_RELEASE.name)
+    assert (copy / "MODEL_CARD.md").read_text() == card
 
 
 def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
@@ -354,6 +463,11 @@ def test_committed_release_model_on_the_astronaut(tmp_path, astronaut):
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(done.stdout)
     assert payload["model"]["name"] == DEFAULT_RELEASE.name
+    rules = load_release(DEFAULT_RELEASE).rules
+    correction = rules["age_correction"]
+    assert payload["age_correction"] == {"kind": correction["kind"], "lambda": correction["lambda"]} if \
+        correction["kind"] == "estimate_map" else payload["age_correction"]["tau"] == correction["tau"]
+    assert payload["rule"]["rule"] == rules["challenges"]["25"]["default_rule"]
     (face,) = payload["files"][0]["faces"]
     assert 18 <= face["age"] <= 60 and face["gender"] == "female"  # an adult woman
     assert load_release(DEFAULT_RELEASE).metadata["params_bytes"] <= MAX_RELEASE_BYTES
@@ -382,7 +496,7 @@ def test_an_unforeseen_failure_on_one_file_does_not_stop_the_others(predictor, a
 def test_model_card_rule_table_matches_the_command_rule():
     from research.evaluation.metrics import challenge_rates
     from research.predict.estimate import id_check
-    from research.release.model_card import command_rule_table
+    from research.release.card_command import command_rule_table
 
     rng = np.random.default_rng(0)
     age = rng.integers(10, 60, 400)

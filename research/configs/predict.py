@@ -1,4 +1,4 @@
-"""Settings of the prediction command (detection, alignment, image limits, the age interval).
+"""Settings of the prediction command (detection, alignment, image limits, the Challenge-N rule).
 
 Used by scripts/predict.py, scripts/predict_consistency.py and scripts/bench_predict.py.
 The chip padding was chosen on the validation split: results/predict/padding_sweep.csv.
@@ -33,12 +33,19 @@ def get_config() -> ml_collections.ConfigDict:
     # then downscaled so the longer side is at most max_side before detection.
     c.max_decode_pixels = 50_000_000
     c.max_side = 2000
-    # Age interval: mean +- z * sd of the model's age distribution (not a calibrated interval). ID is
-    # asked when its lower end is below N. z = 1.15 is the smallest that lets at most 5% of 13-17
-    # year-olds through on the validation split for the release model (interval_operating_point
-    # in results/runs/cnn_ensemble/metrics_test.json); the model card tabulates other values.
-    c.interval_z = 1.15
+    # Challenge N and its rule (research/predict/rules.py). The release carries rules.json: its age
+    # correction, the interval calibrated on validation and each rule's operating point chosen on
+    # validation. rule "" takes the rule chosen there for N (else "threshold", "interval" or
+    # "probability"); rule_parameter None takes that rule's chosen parameter (the interval rule's
+    # level, the probability rule's p); interval_level None states the release's calibrated level.
     c.challenge = 25
+    c.rule = ""
+    c.rule_parameter = ml_collections.config_dict.placeholder(float)
+    c.interval_level = ml_collections.config_dict.placeholder(float)
+    # Only for a release without rules.json (the documented fallback): the uncalibrated interval,
+    # estimate +- z sd of the model's own distribution, and the interval rule at that z. The value is
+    # the release run's interval_operating_point (results/runs/cnn_ensemble/metrics_test.json).
+    c.interval_z = 1.15
     c.batch_buckets = (1, 2, 4, 8, 16, 32)  # faces per forward pass are padded to one of these
     c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
     # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE

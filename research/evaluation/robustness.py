@@ -95,6 +95,23 @@ def release_model(release) -> BenchModel:
                        "tta_flip": bool(config.eval.tta_flip)})
 
 
+def release_member_models(release) -> list[BenchModel]:
+    """Each member of an ensemble release alone, as a BenchModel named ``<release>.<member run>``:
+    the like-for-like baseline of a single run trained otherwise (e.g. with robust augmentations)."""
+    config = release.config
+    names = [m["name"] for m in release.metadata.get("source_run", {}).get("members", [])]
+    if len(names) != len(release.members):
+        raise ValueError(f"{release.path}/metadata.json names {len(names)} members for the "
+                         f"{len(release.members)} in its params: re-export the release")
+    return [BenchModel(f"{release.path.name}.{name}", int(config.image_size),
+                       mixture_predictor((member,), (1.0,), release.model.apply,
+                                         bool(config.eval.tta_flip), int(config.eval.batch_size)),
+                       {"kind": "release member", "path": str(release.path), "member": name,
+                        "params_sha256": release.metadata.get("params_sha256"),
+                        "tta_flip": bool(config.eval.tta_flip)})
+            for name, member in zip(names, release.members, strict=True)]
+
+
 def run_model(workdir: Path, config, variables: dict, model) -> BenchModel:
     """A run folder's best checkpoint (``research.runs.restore.load_run``'s outputs) as a BenchModel."""
     predict = mixture_predictor((variables,), (1.0,), model.apply, bool(config.eval.tta_flip),

@@ -9,8 +9,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 CSV_COLUMNS = ["path", "status", "message", "face", "left", "top", "right", "bottom", "detection_score",
-               "age", "age_low", "age_high", "age_std", "gender", "gender_probability", "challenge",
-               "decision"]
+               "age", "age_low", "age_high", "age_interval_level", "age_std", "gender", "gender_probability",
+               "challenge", "rule", "parameter", "p_under", "decision"]
 COLOURS = {"ID check": (220, 30, 30), "no ID check": (30, 170, 60)}
 
 
@@ -26,9 +26,11 @@ def csv_table(records: list[dict]) -> pd.DataFrame:
             rows.append({**base, "face": i, **box,
                          "detection_score": f["detection_score"], "age": f["age"],
                          "age_low": f["age_interval"][0], "age_high": f["age_interval"][1],
-                         "age_std": f["age_std"], "gender": f["gender"],
-                         "gender_probability": f["gender_probability"],
-                         "challenge": f["challenge"]["threshold"], "decision": f["challenge"]["decision"]})
+                         "age_interval_level": f["age_interval_level"], "age_std": f["age_std"],
+                         "gender": f["gender"], "gender_probability": f["gender_probability"],
+                         "challenge": f["challenge"]["threshold"], "rule": f["challenge"]["rule"],
+                         "parameter": f["challenge"]["parameter"], "p_under": f["challenge"]["p_under"],
+                         "decision": f["challenge"]["decision"]})
     table = pd.DataFrame(rows, columns=CSV_COLUMNS)
     for column in ("face", "left", "top", "right", "bottom"):  # integers, empty where a file has no face
         table[column] = table[column].astype("Int64")

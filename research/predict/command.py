@@ -22,19 +22,39 @@ from tqdm import tqdm
 from research.predict.annotate import annotate, annotated_path
 from research.predict.pipeline import READ_STATUSES, Predictor, Tally, expand_paths, iter_records
 from research.predict.release import ReleaseError
+from research.predict.rules import Decision, RuleError
 from research.predict.stream import CsvStream, JsonStream, atomic_text
 
-INTERVAL_NOTE = ("age_interval is age +- {z} sd of the model's own age distribution, clipped to [0, 116]; "
-                 "it is not a calibrated confidence interval")
 COMPILE_CACHE_ENV = "RESEARCH_COMPILE_CACHE"  # a folder, or empty to switch the cache off
+
+
+def interval_note(decision: Decision, rules: dict | None) -> str:
+    """What age_interval means, for the output's head (coverage read from the release's rules)."""
+    if decision.interval is None:
+        return (f"age_interval is age +- {decision.z:g} sd of the model's own age distribution, clipped to "
+                "[0, 116]; it is not a calibrated interval (this release carries no rules.json)")
+    covered = rules["coverage"]
+    share = "" if covered["level"] != decision.stated_level else (
+        f"; on the test split it covered {100 * covered['overall'][0]:.1f}% of faces")
+    return (f"age_interval is the {100 * decision.stated_level:g}% interval, split-conformal on the "
+            f"validation split within bands of the estimate (method {decision.interval['method']}){share}")
+
+
+def rule_head(decision: Decision) -> dict:
+    """The rule, its parameter and where it came from; the age correction applied (if any)."""
+    c = decision.correction
+    parameter = None if c is None else ("tau" if c["kind"] == "label_prior" else "lambda")
+    return {"rule": decision.describe(),
+            "age_correction": None if c is None else {"kind": c["kind"], parameter: c[parameter]}}
 
 
 def face_line(index: int, face: dict) -> str:
     low, high = face["age_interval"]
     c = face["challenge"]
+    p_under = "" if c["p_under"] is None else f", P(age < {c['threshold']:g}) {c['p_under']:.3f}"
     return (f"  face {index + 1} box {face['box']}: age {face['age']:.1f} [{low:.1f}, {high:.1f}], "
-            f"{face['gender']} ({face['gender_probability']:.0%}), "
-            f"Challenge {c['threshold']:g}: {c['decision']}")
+            f"{face['gender']} ({face['gender_probability']:.0%}){p_under}, "
+            f"Challenge {c['threshold']:g} ({c['rule']}): {c['decision']}")
 
 
 def status_line(record: dict) -> str:
@@ -69,13 +89,17 @@ def run_predict(paths: list[Path], config: ml_collections.ConfigDict, release_di
     enable_compile_cache(os.environ.get(COMPILE_CACHE_ENV, config.compile_cache_dir))
     try:
         predictor = Predictor.from_release(release_dir, config)
-    except (ReleaseError, FileNotFoundError) as error:
+        decision = predictor.estimator.decision(challenge)
+    except (ReleaseError, RuleError, FileNotFoundError) as error:
         print(f"error: {error}", file=err)
         return 2
-    meta = predictor.estimator.release.metadata
+    release = predictor.estimator.release
+    if release.rules is None:
+        print(f"warning: {decision.source}", file=err)
+    meta = release.metadata
     head = {"model": {"name": meta["name"], "params_sha256": meta["params_sha256"],
                       "test_age_mae": meta["test_metrics"]["metrics"]["age_mae"]["value"]},
-            "challenge": challenge, "interval": INTERVAL_NOTE.format(z=config.interval_z)}
+            "challenge": challenge, **rule_head(decision), "interval": interval_note(decision, release.rules)}
     tally, counter = Tally(), itertools.count()
     with contextlib.ExitStack() as files:
         streams = [JsonStream(out, head)] if as_json else []

@@ -1,10 +1,12 @@
 """Age, gender and Challenge-N decision for aligned face chips, with the release model.
 
 The chips are brought to the model's input exactly as training saw UTKFace crops
-(``chips_to_inputs``), then go through ``research.inference.mixture_step`` (each member's
-``predict_step`` with flip TTA, mixed when the release is an ensemble), jitted once per batch
-size; faces are padded to a few fixed batch sizes so that few shapes compile, and ``precompile``
-compiles them all at start-up so that no photo pays a compile.
+(``chips_to_inputs``), then go through ``research.inference.distribution_step`` (each member with
+flip TTA, the members' age distributions mixed when the release is an ensemble; a regression head
+goes through ``mixture_step``), jitted once per batch size; faces are padded to a few fixed batch
+sizes so that few shapes compile, and ``precompile`` compiles them all at start-up so that no photo
+pays a compile. The decision follows ``research.predict.rules``: the release's age correction, its
+calibrated interval and the rule chosen on validation.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from research.inference import mixture_step
+from research.inference import distribution_step, mixture_step
+from research.models.age_distribution import moments
 from research.models.age_interval import interval_lower_end
-from research.models.heads import NUM_AGE_BINS
 from research.predict.release import Release
+from research.predict.rules import ID_CHECK, NO_CHECK, Decision, RuleError, decision_for
 from research.vocabulary import GENDERS
 
 GENDER_NAMES = tuple(GENDERS[k] for k in sorted(GENDERS))  # UTKFace's label order
-MAX_AGE = NUM_AGE_BINS - 1
-ID_CHECK, NO_CHECK = "ID check", "no ID check"
+__all__ = ["ID_CHECK", "NO_CHECK", "AgeEstimator", "chip_to_input", "face_result", "id_check"]
 
 
 def chip_to_input(chip: np.ndarray, size: int) -> np.ndarray:
@@ -62,9 +64,25 @@ class AgeEstimator:
         self.release = release
         self.config = config
         self.image_size = int(release.config.image_size)
-        self._step = jax.jit(functools.partial(mixture_step, apply_fn=release.model.apply,
+        self.has_distribution = release.config.model.get("age_head", "classification") == "classification"
+        step = distribution_step if self.has_distribution else mixture_step
+        self._step = jax.jit(functools.partial(step, apply_fn=release.model.apply,
                                                tta_flip=bool(release.config.eval.tta_flip),
                                                weights=release.weights))
+        self._decisions: dict[float, Decision] = {}
+
+    def decision(self, challenge: float) -> Decision:
+        """The Challenge-N rule for ``challenge`` (the config's rule, else the release's operating
+        point); RuleError when the release cannot apply it."""
+        if challenge not in self._decisions:
+            c = self.config
+            decision = decision_for(self.release.rules, challenge, c.get("rule", ""), c.get("rule_parameter"),
+                                    c.interval_z, c.get("interval_level"))
+            if not self.has_distribution and (decision.rule != "threshold" or decision.correction):
+                raise RuleError("a regression age head has no age distribution: only the threshold rule "
+                                "applies")
+            self._decisions[challenge] = decision
+        return self._decisions[challenge]
 
     def precompile(self) -> None:
         """Compile the step for every batch bucket now (start-up) instead of on first use."""
@@ -77,7 +95,9 @@ class AgeEstimator:
         return self._step._cache_size()
 
     def raw(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Model outputs for uint8 inputs already at the model's size, batch padded to a bucket."""
+        """Model outputs for uint8 inputs already at the model's size, batch padded to a bucket:
+        age and age_std (the uncorrected distribution's mean and sd), p_gender, p_race, and
+        age_probs (the distribution) for a classification head."""
         buckets = tuple(self.config.batch_buckets)
         parts = []
         for start in range(0, len(inputs), buckets[-1]):
@@ -88,34 +108,47 @@ class AgeEstimator:
             parts.append({k: np.asarray(v[:len(chunk)]) for k, v in out.items()})
         if not parts:
             return {}
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if "age_probs" in out:
+            out["age"], out["age_std"] = moments(out["age_probs"])
+        return out
 
     def faces(self, chips: np.ndarray, challenge: float) -> list[dict]:
-        """One result per chip: age with its interval, gender with a probability, the decision."""
+        """One result per chip: age with its interval, gender with a probability, P(age < N), the decision."""
+        decision = self.decision(challenge)
         out = self.raw(chips_to_inputs(chips, self.image_size))
-        return [face_result(out, i, self.config.interval_z, challenge) for i in range(len(chips))]
+        if not len(chips):
+            return []
+        if "age_probs" in out:
+            out.update(decision.estimates(out["age_probs"]))
+        else:  # a regression head: the estimate alone
+            out["age_low"], out["age_high"] = out["age"], out["age"]
+            out["p_under"] = np.full(len(chips), np.nan)
+        return [face_result(out, i, decision) for i in range(len(chips))]
 
 
 def id_check(age, std, z: float, challenge: float):
-    """The command's Challenge-N rule (scalars or arrays): ask for ID when the estimate, or the
-    lower end of its interval (estimate - z sd, at least 0), is below N. z = 0: the estimate alone."""
+    """The uncalibrated interval rule (scalars or arrays): ask for ID when the estimate, or
+    estimate - z sd (at least 0), is below N; z = 0: the estimate alone. The command's fallback for
+    a release without rules.json."""
     return (np.asarray(age) < challenge) | (interval_lower_end(age, std, z) < challenge)
 
 
-def face_result(out: dict[str, np.ndarray], i: int, z: float, challenge: float) -> dict:
-    """The JSON-able result of face ``i`` of a model output."""
-    age, std = float(out["age"][i]), float(out["age_std"][i])
-    low, high = float(interval_lower_end(age, std, z)), min(float(MAX_AGE), age + z * std)
+def face_result(out: dict[str, np.ndarray], i: int, decision: Decision) -> dict:
+    """The JSON-able result of face ``i`` of the estimates ``out`` (Decision.estimates' keys and
+    p_gender) under ``decision``."""
+    age, std, p_under = float(out["age"][i]), float(out["age_std"][i]), float(out["p_under"][i])
     gender = int(np.argmax(out["p_gender"][i]))
-    check = bool(id_check(age, std, z, challenge))
+    check = bool(decision.asks(np.array([age]), np.array([std]), np.array([p_under]))[0])
     return {
         "age": round(age, 1),
-        "age_interval": [round(low, 1), round(high, 1)],
+        "age_interval": [round(float(out["age_low"][i]), 1), round(float(out["age_high"][i]), 1)],
+        "age_interval_level": decision.stated_level if decision.interval is not None else None,
         "age_std": round(std, 2),
         "gender": GENDER_NAMES[gender],
         "gender_probability": round(float(out["p_gender"][i][gender]), 3),
-        "challenge": {"threshold": challenge, "decision": ID_CHECK if check else NO_CHECK,
-                      "reason": (f"estimate {age:.1f} is below {challenge:g}" if age < challenge else
-                                 f"interval starts at {low:.1f}, below {challenge:g}" if check else
-                                 f"estimate and interval are at or above {challenge:g}")},
+        "challenge": {"threshold": decision.challenge, "rule": decision.rule, "parameter": decision.parameter,
+                      "p_under": None if np.isnan(p_under) else round(p_under, 4),
+                      "decision": ID_CHECK if check else NO_CHECK,
+                      "reason": decision.reason(age, std, p_under, check)},
     }

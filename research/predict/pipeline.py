@@ -7,8 +7,9 @@ Every input file gets one record (JSON-able):
   original pixel; < 1 for downscaled images), notes (conversions applied),
   min_face_width (smallest face width, original pixels, the detector could find in this photo),
   faces: [{box [left, top, right, bottom] in original pixels, detection_score, detector (hog | cnn),
-           landmarks, age, age_interval [low, high], age_std, gender, gender_probability,
-           challenge {threshold, decision ("ID check" | "no ID check"), reason}}]
+           landmarks, age, age_interval [low, high], age_interval_level, age_std, gender,
+           gender_probability, challenge {threshold, rule, parameter, p_under (P(age < N)),
+           decision ("ID check" | "no ID check"), reason}}]
 
 Records are produced one at a time (``iter_records``): a folder of any size runs in constant
 memory as long as the caller does not keep them (``Tally`` counts what the summary needs).

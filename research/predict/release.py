@@ -8,6 +8,11 @@ A release folder (``results/models/<name>/``) holds
   config.json      the training config of the source run (model architecture, image size, TTA)
   metadata.json    sha256 and size of params.msgpack, source run, its test metrics with
                    bootstrap intervals, provenance of the export
+  rules.json       optional: the prediction command's age correction, calibrated interval and
+                   Challenge-N operating points (research.predict.rules), made for these params
+                   (its ``release.params_sha256``), copied in by
+                   ``research.release.rules.attach_rules`` from results/rules/rules.json
+  rules.sha256     the sha256 of rules.json (``sha256sum`` format), written beside it
   MODEL_CARD.md    written by ``research.release.model_card`` from results files
 
 Loading needs neither orbax nor any training code: the bytes are restored without a target.
@@ -48,6 +53,7 @@ class Release:
     model: object
     metadata: dict
     path: Path
+    rules: dict | None = None  # rules.json (research.predict.rules); None: the command's fallback
 
 
 def _inference_variables(variables: dict) -> dict:
@@ -84,6 +90,7 @@ def load_release(directory: str | Path) -> Release:
     if digest != metadata.get("params_sha256"):
         raise ReleaseError(f"{directory / PARAMS_FILE}: sha256 {digest} does not match metadata.json "
                            f"({metadata.get('params_sha256')}); the file is corrupt or was replaced")
+    rules = load_rules(directory, metadata)
     config = ml_collections.ConfigDict(json.loads((directory / "config.json").read_text()))
     restored = flax.serialization.msgpack_restore(blob)
     if "members" in restored:
@@ -92,4 +99,27 @@ def load_release(directory: str | Path) -> Release:
     else:
         members, weights = (restored,), (1.0,)
     return Release(config=config, members=members, weights=weights, model=create_model(config.model),
-                   metadata=metadata, path=directory)
+                   metadata=metadata, path=directory, rules=rules)
+
+
+RULES_FILE, RULES_SHA256 = "rules.json", "rules.sha256"
+
+
+def load_rules(directory: Path, metadata: dict) -> dict | None:
+    """The release's rules.json, checked against rules.sha256 and against the params it was made
+    for; None when the release carries none (the command's documented fallback)."""
+    path, digest_file = Path(directory) / RULES_FILE, Path(directory) / RULES_SHA256
+    if not path.is_file() and not digest_file.is_file():
+        return None
+    if not path.is_file() or not digest_file.is_file():
+        missing = path if not path.is_file() else digest_file
+        raise ReleaseError(f"{missing} is missing; re-attach the rules (export_model.py --rules-only)")
+    blob = path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != digest_file.read_text().split()[0]:
+        raise ReleaseError(f"{path}: sha256 does not match {RULES_SHA256}; it is corrupt or was replaced")
+    rules = json.loads(blob)
+    made_for = rules.get("release", {}).get("params_sha256")
+    if made_for != metadata.get("params_sha256"):
+        raise ReleaseError(f"{path} was made for params {made_for}, not this release's "
+                           f"{metadata.get('params_sha256')}: run scripts/release_rules.py for this release")
+    return rules

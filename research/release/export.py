@@ -20,10 +20,12 @@ from research.predict.release import (
     PARAMS_FILE,
     ensemble_bytes,
     load_release,
+    load_rules,
     params_bytes,
 )
 from research.provenance import provenance
 from research.release import model_card
+from research.release.rules import attach_rules
 from research.runs.folder import RunFolder
 from research.runs.restore import load_run
 
@@ -83,6 +85,7 @@ def release_metadata(run: Path, blob: bytes, members: list[dict],
 
 
 ARCHITECTURE_KEYS = ("model", "image_size")
+BIAS_SUMMARY = Path("results/bias/summary.json")  # the age correction's effect, for the card
 
 
 def load_members(run: Path, checkpoint_dir: Path | None) -> tuple[dict, list[dict], dict[str, float] | None]:
@@ -113,8 +116,9 @@ def load_members(run: Path, checkpoint_dir: Path | None) -> tuple[dict, list[dic
 
 
 def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
-                   breakdowns: Path | None = None) -> dict:
-    """Write params.msgpack, config.json, metadata.json and MODEL_CARD.md for ``run`` into ``out``.
+                   breakdowns: Path | None = None, rules: Path | None = None) -> dict:
+    """Write params.msgpack, config.json, metadata.json and MODEL_CARD.md for ``run`` into ``out``,
+    and rules.json when ``rules`` (results/rules/rules.json) is given.
 
     ``run`` is a trained run or an ensemble run whose members share one architecture. Returns the
     metadata. Raises ValueError when the params exceed ``MAX_RELEASE_BYTES`` and checks that the
@@ -137,18 +141,30 @@ def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
     exported = jax.tree_util.tree_leaves(inference)
     if not all(np.array_equal(a, b) for a, b in zip(restored, exported, strict=True)):
         raise AssertionError(f"{out / PARAMS_FILE} does not load back to the exported arrays")
+    if rules is not None:
+        attach_rules(out, rules)
     write_card(out, run, breakdowns)
     return metadata
 
 
-def write_card(release: Path, run: Path, breakdowns: Path | None = None) -> Path:
-    """(Re)write ``release``/MODEL_CARD.md from the release folder's config and metadata and the
-    results files of ``run`` (no checkpoint needed)."""
+def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: Path = BIAS_SUMMARY) -> Path:
+    """(Re)write ``release``/MODEL_CARD.md from the release folder's config, metadata and rules, the
+    age-bias summary ``bias`` (when the release's rules carry an age correction) and the results
+    files of ``run`` (no checkpoint needed)."""
     release, folder = Path(release), RunFolder(run)
     config = json.loads((release / "config.json").read_text())
     metadata = json.loads((release / "metadata.json").read_text())
     split_summary = json.loads((Path(config["data"]["split_dir"]) / "summary.json").read_text())
-    card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary)
+    rules = load_rules(release, metadata)
+    if rules and rules.get("age_correction") and not Path(bias).is_file():
+        raise FileNotFoundError(f"{bias} is missing: the card states the age correction's effect from it "
+                                "(scripts/age_bias.py)")
+    summary = json.loads(Path(bias).read_text()) if rules and rules.get("age_correction") else None
+    if summary is not None and summary["provenance"] != rules["age_correction"].get("provenance"):
+        raise ValueError(f"{bias} is not from the run of scripts/age_bias.py whose correction the release's "
+                         "rules carry: rerun scripts/release_rules.py and attach its rules")
+    card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary,
+                             rules, summary)
     with atomic_path(release / "MODEL_CARD.md") as tmp:
         tmp.write_text(card)
     return release / "MODEL_CARD.md"

@@ -1,10 +1,12 @@
 """The release model's card, rendered from results files only (no number is typed by hand).
 
 Inputs: the release metadata (test metrics with bootstrap intervals from metrics_test.json), the
-release config (architecture, initialisation, input size), the run folders (predictions_test.csv,
-each member's device), the breakdowns folder (by_group.csv, fairness_gaps.csv,
-challenge_by_group.csv) and the split summary (protocol shares). It can be re-rendered from a
-release folder without its checkpoints: ``write_card``.
+release config (architecture, initialisation, input size), the release's rules.json (the command's
+age correction, calibrated interval and operating points, from results/rules/), the age-bias
+summary (results/bias/summary.json), the run folders (predictions_test.csv, each member's
+device), the breakdowns folder (by_group.csv, fairness_gaps.csv, challenge_by_group.csv) and the
+split summary (protocol shares). It can be re-rendered from a release folder without its
+checkpoints: ``write_card``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from research.configs.predict import get_config
 from research.evaluation.breakdowns import INTERVAL_METHODS
 from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS, FRICTION_YOUNG
 from research.models.factory import describe_architecture, describe_initialisation
-from research.predict.estimate import id_check
+from research.release.card_command import command_section, interval_line
 from research.runs.folder import RunFolder
-from research.vocabulary import CHALLENGE_AGE, MINORS, PROTOCOLS, YOUNG_ADULTS, band_label, in_band
+from research.vocabulary import CHALLENGE_AGE, MINORS, PROTOCOLS, YOUNG_ADULTS, band_label
 
 METRIC_LABELS = {
     "age_mae": ("Age MAE (years)", 1.0, 2),
@@ -101,39 +103,6 @@ def bias_findings(by_group: pd.DataFrame, gaps: pd.DataFrame, challenge: pd.Data
     return lines
 
 
-def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: float = CHALLENGE_AGE,
-                       zs: tuple[float, ...] = (0.0, 0.5, 1.0)) -> str:
-    """Challenge-N rates on the test split under the prediction command's rule, for several
-    interval widths z (the command's default marked)."""
-    age, std, pred = predictions["age"], predictions["age_std"], predictions["pred_age"]
-    lines = [f"| interval z | rule | {band_label(MINORS)} let through % | "
-             f"{band_label(YOUNG_ADULTS)} asked % | {CHALLENGE_AGE}+ asked % |", "|---|---|---|---|---|"]
-    bands = (in_band(age, MINORS).to_numpy(), in_band(age, YOUNG_ADULTS).to_numpy(),
-             (age >= CHALLENGE_AGE).to_numpy())
-    for z in sorted({*zs, default_z}):
-        ask = id_check(pred.to_numpy(float), std.to_numpy(float), z, challenge)
-        shares = [100 * (~ask[band]).mean() if i == 0 else 100 * ask[band].mean()
-                  for i, band in enumerate(bands)]
-        rule = "estimate below N" if z == 0 else f"estimate or estimate - {z:g} sd below N"
-        mark = " (command default)" if z == default_z else ""
-        lines.append(f"| {z:g}{mark} | {rule} | {shares[0]:.1f} | {shares[1]:.1f} | {shares[2]:.1f} |")
-    return "\n".join(lines)
-
-
-def interval_choice_line(point: dict | None) -> str:
-    """Where the command's default z comes from (metrics_test.json's interval_operating_point)."""
-    if not point:
-        return ""
-    val, test = point["validation"], point["test"]
-    return (f"On the validation split the smallest z that lets at most "
-            f"{100 * point['max_minor_pass_rate']:.0f}% of {band_label(MINORS)} year-olds through is "
-            f"{point['z']:g} (validation: {100 * val[FPR_MINORS]:.1f}% let through, "
-            f"{100 * val[FRICTION_ADULTS]:.1f}% of adults {CHALLENGE_AGE}+ asked; test: "
-            f"{100 * test[FPR_MINORS]:.1f}% and {100 * test[FRICTION_ADULTS]:.1f}%). "
-            "The command's default (research/configs/predict.py) "
-            f"is {get_config().interval_z:g}.")
-
-
 def _per_member(metadata: dict) -> str:
     count = metadata.get("num_members", 1)
     return f" ({count} members of {metadata['num_parameters'] // count:,})" if count > 1 else ""
@@ -189,9 +158,10 @@ def model_lines(metadata: dict, config: dict, chip_size: int) -> list[str]:
             f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`."]
 
 
-def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summary: dict) -> str:
-    """The Markdown model card; every fact from the release's config and metadata, the run folders,
-    the breakdowns and the split summary."""
+def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summary: dict,
+           rules: dict | None = None, bias: dict | None = None) -> str:
+    """The Markdown model card; every fact from the release's config, metadata and rules, the
+    age-bias summary, the run folders, the breakdowns and the split summary."""
     by_group = pd.read_csv(Path(breakdowns) / "by_group.csv")
     gaps = pd.read_csv(Path(breakdowns) / "fairness_gaps.csv")
     challenge = pd.read_csv(Path(breakdowns) / "challenge_by_group.csv")
@@ -232,14 +202,10 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summ
         challenge_table(challenge),
         "",
         "## What the prediction command decides (test split)",
-        "The tables above score the estimate alone. `scripts/predict.py` also asks for ID when the "
-        "lower end of the age interval is below N, which lets fewer minors through and asks many more "
-        f"adults; `--interval-z` sets the width (0: the estimate alone). Rates at N = {CHALLENGE_AGE} on "
-        "the test split, from the run's predictions_test.csv:",
+        "The tables above score the network's estimate alone.",
         "",
-        command_rule_table(RunFolder(run).predictions("test"), predict.interval_z),
-        "",
-        interval_choice_line(metadata.get("interval_operating_point")),
+        *command_section(rules, bias, RunFolder(run).predictions("test"), predict.interval_z,
+                         metadata.get("interval_operating_point")),
         "",
         "## Known biases (from results/breakdowns/)",
         *[f"- {line}" for line in bias_findings(by_group, gaps, challenge)],
@@ -256,9 +222,7 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summ
         f"- Decision support for staff doing ID checks at a till (Challenge {CHALLENGE_AGE}): the model "
         "suggests asking for ID; a person decides. It is **not** an automated age gate and must not refuse "
         "or admit anyone on its own.",
-        "- The age interval that `scripts/predict.py` reports is the spread of the model's own age "
-        f"distribution (estimate ± z sd, z = {predict.interval_z:g} by default), not a calibrated "
-        "confidence interval.",
+        f"- {interval_line(rules, predict.interval_z)}",
         "",
         "## Limits",
         "- UTKFace is scraped from the web; ages are partly estimated by annotators, ethnicity labels are "

@@ -111,6 +111,17 @@ def release_section(results: Results) -> tuple[Markdown, dict[str, str]]:
     return blocks(paragraph(text), metrics), rl
 
 
+def interval_note(results: Results, pred: dict) -> str:
+    """What interval the command states: the calibrated one its release carries (results/rules/), else
+    the uncalibrated spread of the model's distribution that the consistency check ran with."""
+    if results.exists("rules/rules.json"):
+        level = results.json("rules/rules.json")["coverage"]["level"]
+        return (f"(The age interval the command reports is the {pct(level, 0)} split-conformal interval the "
+                "release carries, calibrated on validation; see the decision section.)")
+    return (f"(The age interval the command reports is the estimate ± {pred['predict_config']['interval_z']} "
+            "standard deviations of the model's own age distribution, not a calibrated interval.)")
+
+
 def consistency_section(results: Results) -> Markdown:
     """Full path (detect, align, predict) against direct prediction on the dataset's crops."""
     if not results.exists("predict/summary.json"):
@@ -142,11 +153,8 @@ def consistency_section(results: Results) -> Markdown:
         )
         + f"Single estimates move by {num(t['mean_abs_estimate_difference'], 2)} years on average between "
           f"the two "
-        f"paths, and the gender prediction agrees on {pct(t['gender_agreement'])} of faces. (The age "
-        f"interval the "
-        f"command reports is the estimate ± {pred['predict_config']['interval_z']} standard deviations of "
-        f"the "
-        "model's own age distribution, not a calibrated interval.)"
+        f"paths, and the gender prediction agrees on {pct(t['gender_agreement'])} of faces. "
+        + interval_note(results, pred)
     )
     sweep = results.csv("predict/padding_sweep.csv")
     shown = pd.DataFrame(
