@@ -188,6 +188,6 @@ def write_face_scan(config: ml_collections.ConfigDict, source: Path, out: Path,
     summary = summarize_scan(scan, config, timing)
     summary.update(wall_time_s=round(time.time() - started, 1), parts=str(Path(config.parts_dir) / key),
                    provenance=provenance(data_sha256=data_sha256))
-    write_csv(out / "face_scan.csv", scan)
+    write_csv(out / "face_scan.csv", scan, float_format="%.5g")  # scores to 5 digits, boxes whole
     write_json(out / "face_scan.json", summary)
     return summary
