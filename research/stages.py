@@ -214,6 +214,7 @@ def measured_minutes() -> dict[str, float]:
     return {
         "cleaning + splits + visualization": _minutes("results/cleaning/summary.json")
         + _minutes("results/eda/summary.json"),
+        "face scan of every crop": _minutes("results/cleaning/face_scan.json", "scan_wall_s"),
         **{f"train {n} ({experiments.RUNS[n].profile})": m for n, m in runs.items()},
         "ablations (all arms and seeds)": ablation_minutes,
         "peer comparison": _minutes("results/peer/summary.json", "predict_seconds"),

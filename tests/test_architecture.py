@@ -25,6 +25,8 @@ ALLOWED = {
     "evaluation": {"runs", "models", "data", "inference", "outputs", "provenance"},
     "predict": {"models", "runs", "inference", "outputs"},
     "release": {"runs", "evaluation", "predict", "models", "data", "inference", "outputs", "provenance"},
+    # The face scan of the cleaned crops: the command's detector (predict) over the data's crops.
+    "screening": {"predict", "data", "outputs", "provenance"},
     "report": {"runs", "outputs"},  # results files only: the run folder's file names, no model
     "verify": {"evaluation", "report", "runs"},
 }
@@ -90,6 +92,7 @@ def test_no_cycle_between_parts_of_the_package():
 
 @pytest.mark.parametrize("source, forbidden", [("evaluation", "training"), ("predict", "training"),
                                                ("predict", "evaluation"), ("release", "training"),
+                                               ("screening", "training"), ("screening", "models"),
                                                ("runs", "training"), ("models", "data"), ("data", "models"),
                                                ("report", "models")])
 def test_named_rules_hold(source, forbidden):

@@ -2,7 +2,6 @@
 benchmark (research.evaluation.robustness) on the tiny synthetic folder with a stub model and with
 a tiny release, end to end through scripts/corruption_benchmark.py."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -10,19 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
+from _synthetic_release import write_tiny_release
 from conftest import synthetic_pixels
 
-from research.configs import load_config
 from research.data import corruptions
 from research.data.corruptions import CLEAN, CORRUPTIONS, corrupt, model_input
 from research.evaluation import metrics, robustness
 from research.inference import mixture_step
-from research.models.factory import create_model
-from research.predict.release import ensemble_bytes, load_release
+from research.predict.release import load_release
 from research.vocabulary import AGE_GROUPS, age_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,21 +219,7 @@ def test_the_targets_are_computed_and_can_fail():
 @pytest.fixture(scope="module")
 def tiny_release_dir(tmp_path_factory) -> Path:
     """A two-member release of randomly initialised smoke CNNs, written as export writes one."""
-    folder = tmp_path_factory.mktemp("release") / "tiny_release"
-    folder.mkdir()
-    config = load_config("cnn_baseline", "smoke")
-    model = create_model(config.model)
-    size = int(config.image_size)
-    members = [jax.device_get(model.init({"params": jax.random.key(k), "dropout": jax.random.key(k)},
-                                         np.zeros((1, size, size, 3), np.float32), train=False))
-               for k in (1, 2)]
-    blob = ensemble_bytes(members, [0.6, 0.4])
-    (folder / "params.msgpack").write_bytes(blob)
-    (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    (folder / "metadata.json").write_text(json.dumps({
-        "params_sha256": hashlib.sha256(blob).hexdigest(),
-        "source_run": {"members": [{"name": "member_a"}, {"name": "member_b"}]}}))
-    return folder
+    return write_tiny_release(tmp_path_factory.mktemp("release") / "tiny_release", ("member_a", "member_b"))
 
 
 def test_a_release_predicts_its_mixture(tiny_release_dir, crops):

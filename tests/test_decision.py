@@ -2,22 +2,18 @@
 hand on constructed tables, the validation-chosen operating point, the bootstrap bands, and the
 release's age distribution on the tiny synthetic folder."""
 
-import hashlib
-import json
 
-import jax
 import numpy as np
 import pandas as pd
 import pytest
+from _synthetic_release import write_tiny_release
 
-from research.configs import load_config
 from research.data.cache import decode_resize
 from research.evaluation import decision
 from research.evaluation.bootstrap import rate_draws, resample_indices
 from research.evaluation.ensemble import average_predictions
 from research.inference import mixture_step, predict_rows
-from research.models.factory import create_model
-from research.predict.release import ensemble_bytes, load_release
+from research.predict.release import load_release
 from research.runs.folder import PREDICTION_COLUMNS
 
 # Three minors (13-17; two of them 13-16), two young adults, three adults 25+.
@@ -119,18 +115,7 @@ def test_bands_come_from_the_shared_bootstrap_and_hold_the_point():
 @pytest.fixture(scope="module")
 def tiny_ensemble_release(tmp_path_factory):
     """A two-member release of randomly initialised smoke CNNs, written as export writes one."""
-    folder = tmp_path_factory.mktemp("release")
-    config = load_config("cnn_baseline", "smoke")
-    model = create_model(config.model)
-    size = int(config.image_size)
-    members = [jax.device_get(model.init({"params": jax.random.key(k), "dropout": jax.random.key(k)},
-                                         np.zeros((1, size, size, 3), np.float32), train=False))
-               for k in (1, 2)]
-    blob = ensemble_bytes(members, [0.6, 0.4])
-    (folder / "params.msgpack").write_bytes(blob)
-    (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    (folder / "metadata.json").write_text(json.dumps({"params_sha256": hashlib.sha256(blob).hexdigest()}))
-    return load_release(folder)
+    return load_release(write_tiny_release(tmp_path_factory.mktemp("release")))
 
 
 def test_release_distributions_match_the_mixture_and_the_committed_path(tiny_ensemble_release, utk_folder):

@@ -19,6 +19,9 @@ def base_config(name: str, profile: str) -> ml_collections.ConfigDict:
     c.data.cache_root = "data/cache"
     c.data.max_train_images = 0  # 0: all (smoke runs use a subset)
     c.data.max_eval_images = 0
+    # Leave the reviewed non-face crops (research/configs/nonfaces.py) out of training and its
+    # validation; off: every committed run trained on all clean crops. Test always keeps them.
+    c.data.exclude_nonfaces = False
 
     c.model = ml_collections.ConfigDict()
     c.model.name = "cnn"

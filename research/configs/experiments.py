@@ -198,7 +198,8 @@ def make_variables() -> str:
     lines = [f"CPU_RUNS := {' '.join(runs_on('cpu'))}", f"GPU_RUNS := {' '.join(runs_on('gpu'))}",
              f"SEED_RUNS := {' '.join(SEED_RUNS)}", f"ENSEMBLES := {' '.join(ENSEMBLES)}",
              f"RELEASE_RUN := {RELEASE}", f"RELEASE := {RELEASE_DIR}",
-             f"PEER_COMPARED := {' '.join(PEER_COMPARED)}", f"FORCED_HOST_DEVICES := {FORCED_HOST_DEVICES}"]
+             f"PEER_COMPARED := {' '.join(PEER_COMPARED)}", f"HEADLINE_RUNS := {' '.join(HEADLINE)}",
+             f"FORCED_HOST_DEVICES := {FORCED_HOST_DEVICES}"]
     for name, r in RUNS.items():
         lines.append(f"CONFIG_{name} := {r.config}")
     for name, e in ENSEMBLES.items():

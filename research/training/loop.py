@@ -21,7 +21,7 @@ import pandas as pd
 from flax import jax_utils
 from tqdm import tqdm
 
-from research.data import pipeline, protocol
+from research.data import nonfaces, pipeline, protocol
 from research.inference import each_eval_batch, predict_rows
 from research.models.factory import create_model
 from research.outputs import append_jsonl, write_csv, write_json
@@ -84,8 +84,12 @@ def evaluate_split(variables, apply_fn, images, rows, table, config) -> dict[str
 
 
 def training_config(config: ml_collections.ConfigDict) -> dict:
-    """The config fields that shape training (where the data lives does not)."""
-    return {k: v for k, v in config.to_dict().items() if k != "data"}
+    """The config fields that shape training (where the data lives does not; which crops it
+    leaves out does, recorded only when on so that earlier checkpoints still resume)."""
+    shaping = {k: v for k, v in config.to_dict().items() if k != "data"}
+    if config.data.get("exclude_nonfaces", False):
+        shaping["exclude_nonfaces"] = True
+    return shaping
 
 
 def check_resumable(meta: dict, config: ml_collections.ConfigDict, where: Path) -> None:
@@ -143,8 +147,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     all_devices = distributed.global_devices(devices)  # == devices with one process
     # Process 0 builds a missing cache; the others then open it instead of decoding it too.
     cached = distributed.primary_first(lambda: protocol.open_protocol(config, data), "decoded-image cache")
-    train_rows, train_table = cached.split("train")
-    val_rows, val_table = cached.split("val")
+    exclude = config.data.get("exclude_nonfaces", False)
+    train_rows, train_table = nonfaces.training_split(cached, "train", exclude)
+    val_rows, val_table = nonfaces.training_split(cached, "val", exclude)
     train_rows = protocol.subset(train_rows, config.data.max_train_images)
     train_table = train_table.iloc[: len(train_rows)]
     val_rows = protocol.subset(val_rows, config.data.max_eval_images)
