@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from research.data import archive, pipeline
-from research.data.cache import decode_resize
+from research.data import pipeline
 from research.data.corruptions import CLEAN, CORRUPTIONS, SEVERITIES, corrupt, model_input
-from research.evaluation import metrics
+from research.evaluation import decision, metrics
 from research.evaluation.robustness_figures import plot_corruptions, plot_sample_grid, procedural_face
 from research.inference import mixture_step
 from research.outputs import save_figure, write_csv, write_json
@@ -142,15 +141,7 @@ def stratified_subset(table: pd.DataFrame, size: int, seed: int) -> pd.DataFrame
 
 def decoded_crops(source: Path, files: pd.Series) -> np.ndarray:
     """The files' crops decoded in full (CROP_PX square, RGB), in order; nothing is written to disk."""
-    position = {name: i for i, name in enumerate(files)}
-    crops = np.zeros((len(files), CROP_PX, CROP_PX, 3), np.uint8)
-    seen = np.zeros(len(files), bool)
-    for name, blob in tqdm(archive.iter_files(Path(source), only=position), total=len(files),
-                           desc="decode crops", unit="img"):
-        crops[position[name]], seen[position[name]] = decode_resize(blob, CROP_PX), True
-    if not seen.all():
-        raise FileNotFoundError(f"{(~seen).sum()} files are not in {source}, e.g. {list(files[~seen][:3])}")
-    return crops
+    return decision.decoded_images(source, files, CROP_PX)
 
 
 def conditions(corruptions: tuple[str, ...]) -> list[tuple[str, int]]:
