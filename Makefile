@@ -162,11 +162,14 @@ results/models_summary/architectures.csv: $(CODE_model_summary) \
 RELEASE_FILES := $(RELEASE)/metadata.json $(RELEASE)/params.msgpack $(RELEASE)/config.json
 RELEASE_RULES := $(RELEASE)/rules.json $(RELEASE)/rules.sha256
 RELEASE_MEMBERS := $(INPUTS_$(RELEASE_RUN))
+# Committed, and rebuilt only from git-ignored checkpoints: a failed re-export must not delete them
+# (.DELETE_ON_ERROR would; git checkout restores them).
+.PRECIOUS: $(RELEASE_FILES) $(RELEASE_RULES)
 $(RELEASE_FILES) &: $(call run_files,$(RELEASE_RUN),metrics_test.json summary.json) \
                     $(call run_files,$(RELEASE_MEMBERS),summary.json) $(CODE_export_model) | venv
 	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE)
 	@$(foreach t,$(RELEASE_FILES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
-$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary.json \
+$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary.json results/robustness/summary.json \
                           results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
                           $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),summary.json) \
                           results/runs/$(RELEASE_RUN)/predictions_test.csv $(CODE_export_model) | venv
@@ -202,13 +205,14 @@ $(CURVES) &: results/decision/release_val.csv results/decision/release_test.csv 
 	$(STAGE)$(PY) scripts/decision_curves.py --seed 0
 	@$(foreach t,$(CURVES),$(PYTHON) -m research.stages record $(t) --key registry:EVALUATION -- $^ &&) true
 
-# The corruption benchmark: the release on a seeded, age-stratified subset of the test split (size
-# and seed in the registry), each crop corrupted on the fly before the resize to the model's input.
+# The corruption benchmark: the release, and each of its members alone, on a seeded, age-stratified
+# subset of the test split (size and seed in the registry), each crop corrupted on the fly before
+# the resize to the model's input.
 results/robustness/summary.json: KEYS = --key registry:ROBUSTNESS
 results/robustness/summary.json: $(RELEASE_FILES) results/splits/utkface.csv \
-                                 results/runs/$(RELEASE_RUN)/predictions_test.csv \
+                                 $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),predictions_test.csv) \
                                  $(CODE_corruption_benchmark) | venv
-	$(STAGE)$(PY) scripts/corruption_benchmark.py --release $(RELEASE) $(DATA_FLAG)
+	$(STAGE)$(PY) scripts/corruption_benchmark.py --release $(RELEASE) --release-members $(DATA_FLAG)
 	$(RECORD)
 
 # Train-step images/s without and with the robust augmentations (on an idle CPU: not in ALL).

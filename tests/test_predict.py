@@ -40,7 +40,7 @@ from research.predict.estimate import (
 from research.predict.pipeline import Predictor, predict_file
 from research.predict.release import DEFAULT_RELEASE, MAX_RELEASE_BYTES, ReleaseError, load_release
 from research.predict.rules import Decision
-from research.release import export
+from research.release import export, model_card
 from research.runs import checkpoints
 from research.training.state import create_train_state
 from scripts.predict import main as predict_main
@@ -510,3 +510,30 @@ def test_model_card_rule_table_matches_the_command_rule():
     assert f"| {100 * ask[age >= 25].mean():.1f} |" in rows["1"]
     assert id_check(30.0, 4.0, 1.645, 25) and not id_check(30.0, 2.0, 1.645, 25)
     assert not id_check(30.0, 4.0, 0.0, 25)
+
+
+def test_the_card_states_the_corruption_benchmark_only_for_the_params_it_scored(tmp_path):
+    metadata = json.loads((DEFAULT_RELEASE / "metadata.json").read_text())
+    gray = {"clean_mae": 5.0, "grayscale_mae": 6.0, "ratio": 1.2, "limit_ratio": 1.1, "pass": False}
+    mean = {"corruptions": ["blur", "noise"], "mean_mae": 5.5, "ratio": 1.1, "limit_ratio": 1.15,
+            "pass": True}
+    signed = {"mean_signed_error": {"blur": -2.0, "noise": 3.0}, "limit_years": 1.5,
+              "failing": ["blur", "noise"], "pass": False}
+    checks = {"grayscale_mae_within_10pct_of_clean": gray,
+              "mean_mae_at_severity2_within_15pct_of_clean": mean,
+              "abs_mean_signed_error_at_severity2_at_most_1.5": signed}
+    summary = {"models": {metadata["name"]: {"params_sha256": metadata["params_sha256"]}},
+               "targets": {metadata["name"]: checks}, "subset": {"faces": 50, "seed": 4}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    lines = model_card.robustness_lines(export.benchmark_of(path, metadata), metadata["name"])
+    assert lines[0].startswith("On 50 test faces") and "seed 4" in lines[0]
+    assert "6.00 (1.20 x clean; target at most 1.1 x: not met)" in lines[1]
+    assert "2 corruptions at the middle severity: MAE 5.50 (1.10 x clean; target at most 1.15 x: met)" \
+        in lines[2]
+    assert lines[3].endswith("noise +3.0, blur -2.0.")  # the largest shift first
+    other = {**summary, "models": {metadata["name"]: {"params_sha256": "0" * 64}}}
+    path.write_text(json.dumps(other))
+    assert export.benchmark_of(path, metadata) is None
+    assert "has not been run" in model_card.robustness_lines(None, metadata["name"])[0]
+    assert "## Photos unlike UTKFace's" in (DEFAULT_RELEASE / "MODEL_CARD.md").read_text()

@@ -487,3 +487,62 @@ def test_decision_section_shows_the_operating_points_and_coverage_files(rendered
     overall = coverage[(coverage["method"] == method) & (coverage["level"] == 0.9)
                        & (coverage["group_type"] == "overall")].iloc[0]
     assert f"covers {100 * overall['coverage']:.1f}% of test faces" in text
+
+
+def _write_robustness_files(root: Path) -> None:
+    """A two-member release scored clean and under two corruptions at severity 2 (synthetic numbers)."""
+    out = root / "results" / "robustness"
+    out.mkdir(parents=True)
+    (root / "report").mkdir(exist_ok=True)
+
+    def checks(ratio_gray: float, mean: float, signed: dict[str, float]) -> dict:
+        failing = [c for c, v in signed.items() if abs(v) > 1.5]
+        return {"grayscale_mae_within_10pct_of_clean": {"clean_mae": 5.0, "grayscale_mae": 5.0 * ratio_gray,
+                                                        "ratio": ratio_gray, "limit_ratio": 1.1,
+                                                        "pass": ratio_gray <= 1.1},
+                "mean_mae_at_severity2_within_15pct_of_clean": {"mean_mae": 5.0 * mean, "ratio": mean,
+                                                                "limit_ratio": 1.15, "pass": mean <= 1.15},
+                "abs_mean_signed_error_at_severity2_at_most_1.5": {"mean_signed_error": signed,
+                                                                   "limit_years": 1.5, "failing": failing,
+                                                                   "pass": not failing}}
+
+    models = {"rel": {"kind": "release"}, "rel.a": {"kind": "release member", "member": "a"},
+              "rel.b": {"kind": "release member", "member": "b"}}
+    summary = {"models": models, "corruptions": {"grayscale": {}, "noise": {}},
+               "subset": {"faces": 40, "test_split_faces": 400, "seed": 0, "per_age_group": {"13-17": 3}},
+               "targets": {"rel": checks(1.05, 1.3, {"grayscale": 0.4, "noise": -2.5}),
+                           "rel.a": checks(1.2, 1.4, {"grayscale": 0.1, "noise": 1.0}),
+                           "rel.b": checks(1.2, 1.25, {"grayscale": 0.1, "noise": 1.0})}}
+    (out / "summary.json").write_text(json.dumps(summary))
+    rows = []
+    for model, mae in (("rel", 5.0), ("rel.a", 5.5), ("rel.b", 6.0)):
+        for corruption, severity, parameter, factor in (("clean", 0, None, 1.0), ("grayscale", 2, 0.8, 1.1),
+                                                        ("noise", 2, 0.05, 1.5)):
+            rows.append({"model": model, "corruption": corruption, "severity": severity,
+                         "parameter": parameter, "age_mae": mae * factor, "age_mae_ratio": factor,
+                         "age_mean_signed_error": -0.5,
+                         "challenge25_fpr_13_17": 1 / 3, "challenge25_friction_25plus": 0.1})
+    pd.DataFrame(rows).to_csv(out / "corruptions.csv", index=False)
+    bench = root / "results" / "bench"
+    bench.mkdir(parents=True)
+    pd.DataFrame({"variant": ["without", "with"], "relative_to_first": [1.0, 0.97]}).to_csv(
+        bench / "augment_throughput.csv", index=False)
+
+
+def test_robustness_numbers_judge_the_targets_and_name_the_worst_corruption(tmp_path):
+    from research.report import robustness as rr
+
+    _write_robustness_files(tmp_path)
+    results = Results(tmp_path / "report")
+    rb = rr.robustness_numbers(results)
+    assert (rb["gray_met"], rb["mean_met"], rb["signed_met"]) == (True, False, False)
+    ratios = (rb["gray_ratio"], rb["mean_ratio"], rb["gray_limit"], rb["mean_limit"])
+    assert ratios == ("1.05", "1.30", "1.1", "1.15")
+    assert (rb["worst"], rb["worst_error"], rb["failing"]) == ("noise", "-2.50", "1")
+    assert (rb["members"], rb["member_ratio_low"], rb["member_ratio_high"]) == ("2", "1.25", "1.40")
+    assert rb["augment_speed"] == "97%" and rb["teens"] == "3"
+    table_md = rr.robustness_table(results).data
+    assert "| noise | 0.05 | 7.50 | 1.50 | -0.50 | 33.3% | 10.0% | 8.25 / 9.00 |" in table_md
+    assert "{#tbl-robustness-corruptions}" in table_md and "(a, b)" in table_md
+    empty = Results(_empty_root(tmp_path / "empty"))
+    assert rr.robustness_numbers(empty) == {} and "Not yet produced" in rr.robustness_section(empty).data

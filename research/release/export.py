@@ -86,6 +86,7 @@ def release_metadata(run: Path, blob: bytes, members: list[dict],
 
 ARCHITECTURE_KEYS = ("model", "image_size")
 BIAS_SUMMARY = Path("results/bias/summary.json")  # the age correction's effect, for the card
+ROBUSTNESS_SUMMARY = Path("results/robustness/summary.json")  # the corruption benchmark, for the card
 
 
 def load_members(run: Path, checkpoint_dir: Path | None) -> tuple[dict, list[dict], dict[str, float] | None]:
@@ -147,10 +148,21 @@ def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
     return metadata
 
 
-def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: Path = BIAS_SUMMARY) -> Path:
+def benchmark_of(robustness: Path, metadata: dict) -> dict | None:
+    """The corruption benchmark's summary when it scored exactly this release's params, else None."""
+    if not Path(robustness).is_file():
+        return None
+    summary = json.loads(Path(robustness).read_text())
+    scored = summary.get("models", {}).get(metadata["name"], {})
+    return summary if scored.get("params_sha256") == metadata["params_sha256"] else None
+
+
+def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: Path = BIAS_SUMMARY,
+               robustness: Path = ROBUSTNESS_SUMMARY) -> Path:
     """(Re)write ``release``/MODEL_CARD.md from the release folder's config, metadata and rules, the
-    age-bias summary ``bias`` (when the release's rules carry an age correction) and the results
-    files of ``run`` (no checkpoint needed)."""
+    age-bias summary ``bias`` (when the release's rules carry an age correction), the corruption
+    benchmark ``robustness`` (when it scored these params) and the results files of ``run`` (no
+    checkpoint needed)."""
     release, folder = Path(release), RunFolder(run)
     config = json.loads((release / "config.json").read_text())
     metadata = json.loads((release / "metadata.json").read_text())
@@ -164,7 +176,7 @@ def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: P
         raise ValueError(f"{bias} is not from the run of scripts/age_bias.py whose correction the release's "
                          "rules carry: rerun scripts/release_rules.py and attach its rules")
     card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary,
-                             rules, summary)
+                             rules, summary, benchmark_of(robustness, metadata))
     with atomic_path(release / "MODEL_CARD.md") as tmp:
         tmp.write_text(card)
     return release / "MODEL_CARD.md"

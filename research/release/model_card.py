@@ -158,10 +158,33 @@ def model_lines(metadata: dict, config: dict, chip_size: int) -> list[str]:
             f"{metadata['params_bytes'] / 1e6:.1f} MB, sha256 `{metadata['params_sha256']}`."]
 
 
+def robustness_lines(robustness: dict | None, release: str) -> list[str]:
+    """The corruption benchmark's results for this release (results/robustness/summary.json)."""
+    if robustness is None or release not in robustness.get("targets", {}):
+        return ["The corruption benchmark has not been run on this release "
+                "(`scripts/corruption_benchmark.py`)."]
+    checks, subset = robustness["targets"][release], robustness["subset"]
+    gray = checks["grayscale_mae_within_10pct_of_clean"]
+    mean = checks["mean_mae_at_severity2_within_15pct_of_clean"]
+    signed = checks["abs_mean_signed_error_at_severity2_at_most_1.5"]
+    errors = signed["mean_signed_error"]
+    failing = sorted(signed["failing"], key=lambda c: -abs(errors[c]))
+    shifted = ", ".join(f"{c} {errors[c]:+.1f}" for c in failing)
+    return [f"On {subset['faces']} test faces (drawn by age group, seed {subset['seed']}), each corrupted on "
+            f"the fly at three severities (results/robustness/): clean MAE {gray['clean_mae']:.2f} years.",
+            f"- Black and white: MAE {gray['grayscale_mae']:.2f} ({gray['ratio']:.2f} x clean; target "
+            f"at most {gray['limit_ratio']:g} x: {'met' if gray['pass'] else 'not met'}).",
+            f"- Mean over the {len(mean['corruptions'])} corruptions at the middle severity: MAE "
+            f"{mean['mean_mae']:.2f} ({mean['ratio']:.2f} x clean; target at most {mean['limit_ratio']:g} x: "
+            f"{'met' if mean['pass'] else 'not met'}).",
+            f"- Mean signed error beyond +-{signed['limit_years']:g} years at the middle severity: "
+            f"{shifted or 'none'}."]
+
+
 def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summary: dict,
-           rules: dict | None = None, bias: dict | None = None) -> str:
+           rules: dict | None = None, bias: dict | None = None, robustness: dict | None = None) -> str:
     """The Markdown model card; every fact from the release's config, metadata and rules, the
-    age-bias summary, the run folders, the breakdowns and the split summary."""
+    age-bias summary, the corruption benchmark, the run folders, the breakdowns and the split summary."""
     by_group = pd.read_csv(Path(breakdowns) / "by_group.csv")
     gaps = pd.read_csv(Path(breakdowns) / "fairness_gaps.csv")
     challenge = pd.read_csv(Path(breakdowns) / "challenge_by_group.csv")
@@ -206,6 +229,9 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summ
         "",
         *command_section(rules, bias, RunFolder(run).predictions("test"), predict.interval_z,
                          metadata.get("interval_operating_point")),
+        "",
+        "## Photos unlike UTKFace's (corruption benchmark)",
+        *robustness_lines(robustness, metadata["name"]),
         "",
         "## Known biases (from results/breakdowns/)",
         *[f"- {line}" for line in bias_findings(by_group, gaps, challenge)],
