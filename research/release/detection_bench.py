@@ -3,14 +3,24 @@ on something that is not a face.
 
 Test-split crops (200x200, aligned as UTKFace made them) are pasted with a soft edge into
 photo-sized canvases (a blurred colour field with patches of skimage's packaged non-face photos
-as clutter), several per canvas, at face widths from 24 to 300 px, deterministically for a seed.
+as clutter, the astronaut's clothing below her chin among them), several per canvas, at face widths from 24 to 300 px, deterministically for a seed.
 A crop's face width is the width dlib's HOG box would have on it: the crop side times the median
 box/crop ratio measured on ``calibration_chips`` crops shown alone at 200 px. A detection finds a
 face when its box overlaps the expected box by ``match_iou``; every other detection is false.
 
+The HOG detector's threshold is swept from one pass per canvas: each HOG-only setting detects at
+``sweep_floor`` and keeps every detection's score, and the detections at a threshold t are those
+scoring t or more. That equals running the detector at t, because dlib suppresses overlapping
+windows greedily in order of score (a kept box only ever suppresses lower-scoring ones). The
+threshold is chosen on canvases of ``choice_split`` crops (validation): the lowest whose false
+detections per canvas stay within the target, i.e. the highest recall the target allows; the test
+canvases report it.
+
 Outputs (results/detection/, aggregates only): recall_by_width.csv (setting, canvas, width bin,
 faces, found, recall), canvases.csv (setting, canvas size, canvases, false detections per canvas,
-detection time p50/p95), summary.json with provenance, recall_by_width.png.
+detection time p50/p95), threshold_sweep.csv (split, setting, threshold, recall from
+``recall_from_width`` px, false detections per canvas), summary.json with provenance and the
+chosen threshold, recall_by_width.png, threshold_sweep.png.
 """
 
 from __future__ import annotations
@@ -37,10 +47,16 @@ from research.release.consistency import read_blobs, sample_split
 CLUTTER = ("brick", "grass", "gravel", "coffee", "rocket", "text", "camera", "moon", "hubble_deep_field")
 
 
+# Rows of skimage's astronaut below her chin (her face box ends at row 170): clothing, a flag and
+# a helmet, on which the HOG detector fires at low thresholds as it does in photos of people.
+ASTRONAUT_BODY_FROM_ROW = 220
+
+
 def clutter_images() -> list[Image.Image]:
     from skimage import data
 
-    return [Image.fromarray(getattr(data, name)()).convert("RGB") for name in CLUTTER]
+    body = Image.fromarray(data.astronaut()[ASTRONAUT_BODY_FROM_ROW:]).convert("RGB")
+    return [*(Image.fromarray(getattr(data, name)()).convert("RGB") for name in CLUTTER), body]
 
 
 def calibrate_box(aligner: FaceAligner, chips: list[Image.Image]) -> dict:
@@ -126,25 +142,64 @@ def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str
                 if name not in c.skip_settings}
     calibration = calibrate_box(FaceAligner(detector_config("default")), chips[:c.calibration_chips])
     clutter, pool = clutter_images(), iter(chips[c.calibration_chips:])
-    face_rows, canvas_rows = [], []
+    face_rows, canvas_rows, records = [], [], []
     for size_index, size in enumerate(c.canvases):
-        for k in tqdm(range(c.canvases_per_size), desc=f"detection {size[0]}x{size[1]}", unit="canvas"):
+        for k in tqdm(range(c.canvases_per_size), desc=f"detection {c.split} {size[0]}x{size[1]}",
+                      unit="canvas"):
             count = int(rng.integers(c.faces_per_canvas[0], c.faces_per_canvas[1] + 1))
             canvas, faces = make_canvas(tuple(size), [next(pool) for _ in range(count)], clutter, rng, c,
                                         calibration["box_fractions"])
             for name, aligner in aligners.items():
                 if aligner.config.cnn_detector and k >= c.cnn_canvases_per_size[size_index]:
                     continue
+                sweep = name in c.sweep_settings
                 tic = time.perf_counter()
-                found = [face.box for face, _ in aligner.detect(canvas)]
+                found = [(face.box, face.score) for face, _ in
+                         aligner.detect(canvas, min_score=c.sweep_floor if sweep else None)]
                 seconds = time.perf_counter() - tic
-                hit, false = match(found, faces, c.match_iou)
+                if sweep:
+                    records.append({"setting": name, "faces": faces, "found": found})
+                    found = at_threshold(found, aligner.config.min_detection_score)
+                hit, false = match([box for box, _ in found], faces, c.match_iou)
                 canvas_rows.append({"setting": name, "canvas": f"{size[0]}x{size[1]}", "index": k,
                                     "faces": len(faces), "false": false, "seconds": seconds})
                 face_rows += [{"setting": name, "canvas": f"{size[0]}x{size[1]}", "width": w, "found": h}
                               for (_, w), h in zip(faces, hit, strict=True)]
     return {"faces": pd.DataFrame(face_rows), "canvases": pd.DataFrame(canvas_rows),
-            "calibration": calibration}
+            "calibration": calibration, "records": records}
+
+
+def at_threshold(found: list[tuple], threshold: float) -> list[tuple]:
+    """The (box, score) detections a HOG run at ``threshold`` returns, from a run at a lower one."""
+    return [(box, score) for box, score in found if score >= threshold]
+
+
+def sweep_table(records: list[dict], thresholds: np.ndarray, iou: float, from_width: int) -> pd.DataFrame:
+    """Per setting and threshold: recall of faces ``from_width`` px and wider, false detections per
+    canvas, from the records of ``run_detection_bench`` (each canvas's faces and scored detections)."""
+    rows = []
+    for setting in dict.fromkeys(r["setting"] for r in records):
+        part = [r for r in records if r["setting"] == setting]
+        for t in thresholds:
+            found = wide = false = 0
+            for record in part:
+                hit, extra = match([box for box, _ in at_threshold(record["found"], t)], record["faces"], iou)
+                wide_hits = [h for (_, w), h in zip(record["faces"], hit, strict=True) if w >= from_width]
+                found, wide, false = found + sum(wide_hits), wide + len(wide_hits), false + extra
+            rows.append({"setting": setting, "threshold": round(float(t), 4), "canvases": len(part),
+                         "faces": wide, "found": found, "recall": found / wide if wide else float("nan"),
+                         "false_per_canvas": false / len(part)})
+    return pd.DataFrame(rows)
+
+
+def choose_threshold(sweep: pd.DataFrame, setting: str, max_false: float) -> dict:
+    """The lowest threshold of ``setting`` whose false detections per canvas are at most
+    ``max_false`` (recall only falls as the threshold rises); the highest swept one if none is."""
+    part = sweep[sweep["setting"] == setting].sort_values("threshold")
+    ok = part[part["false_per_canvas"] <= max_false]
+    row = (ok if len(ok) else part.tail(1)).iloc[0]
+    return {"setting": setting, "threshold": float(row["threshold"]), "recall": float(row["recall"]),
+            "false_per_canvas": float(row["false_per_canvas"]), "within_target": bool(len(ok))}
 
 
 def recall_table(faces: pd.DataFrame, bins: tuple[int, ...]) -> pd.DataFrame:
@@ -184,10 +239,44 @@ def recall_figure(table: pd.DataFrame):
     return figure
 
 
+def sweep_figure(sweep: pd.DataFrame, chosen: dict, target: float):
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (split, setting), rows in sweep.groupby(["split", "setting"], sort=False):
+        style = {"linestyle": "-" if split == "test" else "--", "marker": "."}
+        left.plot(rows["threshold"], rows["recall"], label=f"{setting} ({split})", **style)
+        right.plot(rows["threshold"], rows["false_per_canvas"], label=f"{setting} ({split})", **style)
+    for axis in (left, right):
+        axis.axvline(chosen["threshold"], color="grey", linestyle=":",
+                     label=f"chosen on {chosen['split']}: {chosen['threshold']:g}")
+        axis.set_xlabel("HOG threshold (dlib's SVM margin)")
+    left.axhline(0.95, color="black", linewidth=0.6)
+    right.axhline(target, color="black", linewidth=0.6)
+    left.set(ylabel="recall, faces 40 px and wider", title="Faces found")
+    right.set(ylabel="false detections per canvas", title="Detections on no face")
+    left.legend(fontsize=7, loc="lower left")
+    return figure
+
+
 def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str | None, out: Path) -> dict:
-    """results/detection/: recall_by_width.csv, canvases.csv, summary.json, recall_by_width.png."""
+    """results/detection/: recall_by_width.csv, canvases.csv, threshold_sweep.csv, summary.json and
+    the figures. The threshold sweep runs on ``choice_split`` canvases too (HOG settings only)."""
     start, load_before = time.perf_counter(), os.getloadavg()
-    result = run_detection_bench(c, split_csv, data)
+    choice = ml_collections.ConfigDict(c.to_dict())
+    choice.split = c.choice_split
+    choice.skip_settings = tuple(name for name in DETECTOR_SETTINGS if name not in c.sweep_settings)
+    thresholds = np.round(np.arange(c.sweep_floor, c.sweep_ceiling + 1e-9, c.sweep_step), 4) + 0.0  # no -0.0
+    sweeps = {}
+    for split_config in (choice, c):
+        records = (result := run_detection_bench(split_config, split_csv, data))["records"]
+        sweeps[split_config.split] = sweep_table(records, thresholds, c.match_iou, c.recall_from_width)
+    sweep = pd.concat([t.assign(split=split) for split, t in sweeps.items()], ignore_index=True)
+    chosen = {**choose_threshold(sweeps[c.choice_split], c.choice_setting,
+                                 c.targets["false_per_canvas_at_most"]), "split": c.choice_split}
+    at_test = sweeps[c.split].set_index(["setting", "threshold"]).loc[(c.choice_setting, chosen["threshold"])]
+    chosen[c.split] = {"recall": round(float(at_test["recall"]), 4),
+                       "false_per_canvas": round(float(at_test["false_per_canvas"]), 4)}
     faces = result["faces"]
     recall = recall_table(faces, tuple(c.width_bins))
     canvases = canvas_table(result["canvases"])
@@ -203,14 +292,20 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
             "false_per_canvas": round(false, 4),
             "targets_met": bool(recall_wide >= c.targets["recall_at_least"]
                                 and false <= c.targets["false_per_canvas_at_most"])}
+    default = detector_config("default").min_detection_score
+    chosen["command_default"] = default
+    chosen["command_default_is_chosen"] = bool(abs(default - chosen["threshold"]) < 1e-9)
     summary = {"config": c.to_dict(), "split_file": str(split_csv), "calibration": result["calibration"],
-               "settings": per_setting, "predict_config": detector_config("default").to_dict(),
+               "settings": per_setting, "threshold": chosen,
+               "predict_config": detector_config("default").to_dict(),
                "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
                "cpu_count": os.cpu_count(), "wall_time_s": round(time.perf_counter() - start, 1),
                "provenance": provenance(data_sha256=archive.data_checksum(locate_dataset(data)),
                                         with_device=True)}
     write_csv(out / "recall_by_width.csv", recall, float_format="%.4f")
     write_csv(out / "canvases.csv", canvases, float_format="%.4f")
+    write_csv(out / "threshold_sweep.csv", sweep[["split", *sweep.columns[:-1]]], float_format="%.4f")
+    save_figure(out / "threshold_sweep.png", sweep_figure(sweep, chosen, c.targets["false_per_canvas_at_most"]))
     write_json(out / "summary.json", summary)
     save_figure(out / "recall_by_width.png", recall_figure(recall))
     return summary
