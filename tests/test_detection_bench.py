@@ -4,11 +4,11 @@ filtering one low-threshold pass equals running the detector at the higher thres
 import numpy as np
 import pandas as pd
 import pytest
+from test_detection import face_canvas
 
 from research.configs.predict import get_config
 from research.predict.faces import FaceAligner
 from research.release.detection_bench import at_threshold, choose_threshold, match, sweep_table
-from test_detection import face_canvas
 
 
 def test_match_pairs_each_face_with_at_most_one_detection():

@@ -3,7 +3,8 @@ on something that is not a face.
 
 Test-split crops (200x200, aligned as UTKFace made them) are pasted with a soft edge into
 photo-sized canvases (a blurred colour field with patches of skimage's packaged non-face photos
-as clutter, the astronaut's clothing below her chin among them), several per canvas, at face widths from 24 to 300 px, deterministically for a seed.
+as clutter, the astronaut's clothing below her chin among them), several per canvas, at face
+widths from 24 to 300 px, deterministically for a seed.
 A crop's face width is the width dlib's HOG box would have on it: the crop side times the median
 box/crop ratio measured on ``calibration_chips`` crops shown alone at 200 px. A detection finds a
 face when its box overlaps the expected box by ``match_iou``; every other detection is false.
@@ -305,7 +306,8 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
     write_csv(out / "recall_by_width.csv", recall, float_format="%.4f")
     write_csv(out / "canvases.csv", canvases, float_format="%.4f")
     write_csv(out / "threshold_sweep.csv", sweep[["split", *sweep.columns[:-1]]], float_format="%.4f")
-    save_figure(out / "threshold_sweep.png", sweep_figure(sweep, chosen, c.targets["false_per_canvas_at_most"]))
+    save_figure(out / "threshold_sweep.png",
+                sweep_figure(sweep, chosen, c.targets["false_per_canvas_at_most"]))
     write_json(out / "summary.json", summary)
     save_figure(out / "recall_by_width.png", recall_figure(recall))
     return summary

@@ -19,14 +19,17 @@ def detection_numbers(results: Results) -> dict[str, object]:
     s = results.json(SUMMARY)
     c, chosen, settings = s["config"], s["threshold"], s["settings"]
     key = f"recall_width_{c['recall_from_width']}_up"
+    low, high = c["faces_per_canvas"]
     out = {"canvases": " and ".join(f"{w}x{h}" for w, h in c["canvases"]),
-           "per_size": num(c["canvases_per_size"]), "faces": f"{c['faces_per_canvas'][0]}-{c['faces_per_canvas'][1]}",
-           "widths": f"{c['face_width_range'][0]}-{c['face_width_range'][1]}", "from": num(c["recall_from_width"]),
+           "per_size": num(c["canvases_per_size"]), "faces": f"{low}-{high}",
+           "widths": f"{c['face_width_range'][0]}-{c['face_width_range'][1]}",
+           "from": num(c["recall_from_width"]),
            "target_recall": pct(c["targets"]["recall_at_least"]),
            "target_false": f"{c['targets']['false_per_canvas_at_most']:g}",
            "threshold": f"{chosen['threshold']:g}", "choice_split": chosen["split"],
            "val_recall": pct(chosen["recall"]), "val_false": f"{chosen['false_per_canvas']:.3f}",
-           "test_recall": pct(chosen["test"]["recall"]), "test_false": f"{chosen['test']['false_per_canvas']:.3f}",
+           "test_recall": pct(chosen["test"]["recall"]),
+           "test_false": f"{chosen['test']['false_per_canvas']:.3f}",
            "default_is_chosen": chosen.get("command_default_is_chosen", False),
            "command_default": f"{chosen.get('command_default', float('nan')):g}",
            "met": [name for name, f in settings.items() if f["targets_met"]]}
@@ -42,11 +45,14 @@ def detection_table(results: Results) -> Markdown:
     if not d:
         return not_yet(COMMAND)
     rows = [{"setting": name,
-             "overrides of the command's config": ", ".join(f"{k} = {v}" for k, v in facts["config_overrides"].items()),
-             "canvases": num(facts["canvases"]), f"recall, faces {d['from']} px and wider": d[f"{name}_recall"],
+             "overrides of the command's config": ", ".join(
+                 f"{k} = {v}" for k, v in facts["config_overrides"].items()),
+             "canvases": num(facts["canvases"]),
+             f"recall, faces {d['from']} px and wider": d[f"{name}_recall"],
              "false detections per canvas": d[f"{name}_false"],
              "targets met": "yes" if facts["targets_met"] else "no"} for name, facts in d["settings"].items()]
-    caption = (f"Detector settings on the test canvases at the command's HOG threshold ({d['command_default']}); "
+    caption = (f"Detector settings on the test canvases at the command's HOG threshold "
+               f"({d['command_default']}); "
                "the CNN setting runs on fewer canvases (seconds each on this CPU). "
                f"Targets: recall at least {d['target_recall']}, at most {d['target_false']} false detections "
                "per canvas.")
@@ -76,6 +82,6 @@ def detection_section(results: Results) -> Markdown:
                                  "Recall per face width on the test canvases, per detector setting.",
                                  "detection-recall"),
                   results.figure("detection/threshold_sweep.png",
-                                 "Recall from 40 px and false detections per canvas over the HOG threshold, on "
-                                 "validation (dashed) and test canvases; dotted: the threshold chosen on "
-                                 "validation.", "detection-sweep"))
+                                 "Recall from 40 px and false detections per canvas over the HOG "
+                                 "threshold, on validation (dashed) and test canvases; dotted: the "
+                                 "threshold chosen on validation.", "detection-sweep"))
