@@ -255,7 +255,7 @@ $(RELEASE_RULES) &: results/rules/rules.json $(RELEASE_FILES) $(CODE_export_mode
 	@$(foreach t,$(RELEASE_RULES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 
 # README tables (and results/summary/*.csv) from every file they read.
-results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS --key registry:PRETRAINED_RUNS
+results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS --key registry:PRETRAINED_RUNS --key registry:PRETRAINED_RECIPES
 results/summary/headline.csv: $(call run_files,$(TRAINED) $(ENSEMBLES),summary.json metrics_test.json) \
     results/peer/comparison.csv results/ablations/ablations.csv results/cleaning/summary.json \
     results/models_summary/architectures.csv \

@@ -546,3 +546,38 @@ def test_robustness_numbers_judge_the_targets_and_name_the_worst_corruption(tmp_
     assert "{#tbl-robustness-corruptions}" in table_md and "(a, b)" in table_md
     empty = Results(_empty_root(tmp_path / "empty"))
     assert rr.robustness_numbers(empty) == {} and "Not yet produced" in rr.robustness_section(empty).data
+
+
+def _write_detection_files(root: Path, default: float) -> None:
+    folder = root / "results" / "detection"
+    folder.mkdir(parents=True)
+    (root / "report").mkdir()
+    config = {"canvases": [[640, 480]], "canvases_per_size": 4, "faces_per_canvas": [3, 6],
+              "face_width_range": [24, 300], "recall_from_width": 40,
+              "targets": {"recall_at_least": 0.95, "false_per_canvas_at_most": 0.05}}
+    settings = {"no_upsampling": {"config_overrides": {"detector_upscale": 1.0}, "canvases": 4,
+                                  "recall_width_40_up": 0.6, "false_per_canvas": 0.0, "targets_met": False},
+                "upscale_2": {"config_overrides": {"detector_upscale": 2.0}, "canvases": 4,
+                              "recall_width_40_up": 0.96, "false_per_canvas": 0.02, "targets_met": True}}
+    threshold = {"setting": "upscale_2", "threshold": 0.1, "recall": 0.919, "false_per_canvas": 0.05,
+                 "within_target": True, "split": "val", "test": {"recall": 0.93, "false_per_canvas": 0.03},
+                 "command_default": default, "command_default_is_chosen": default == 0.1}
+    (folder / "summary.json").write_text(json.dumps({"config": config, "settings": settings,
+                                                     "threshold": threshold}))
+
+
+def test_detection_numbers_state_the_choice_and_which_settings_meet_the_targets(tmp_path):
+    from research.report import detection
+
+    _write_detection_files(tmp_path / "a", 0.1)
+    d = detection.detection_numbers(Results(tmp_path / "a" / "report"))
+    numbers = (d["threshold"], d["val_recall"], d["val_false"], d["test_recall"])
+    assert numbers == ("0.1", "91.9%", "0.050", "93.0%")
+    assert d["met"] == ["upscale_2"] and d["default_is_chosen"]
+    assert d["no_upsampling_recall"] == "60.0%" and d["upscale_2_false"] == "0.020"
+    table_md = detection.detection_table(Results(tmp_path / "a" / "report")).data
+    assert "| upscale_2 | detector_upscale = 2.0 | 4 | 96.0% | 0.020 | yes |" in table_md
+    _write_detection_files(tmp_path / "b", 0.3)  # the command not at the chosen threshold: said so
+    text = detection.detection_section(Results(tmp_path / "b" / "report")).data
+    assert "while the command still runs at 0.3" in text
+    assert "Not yet produced" in detection.detection_section(Results(_empty_root(tmp_path / "c"))).data

@@ -110,6 +110,9 @@ PENDING_RUNS = ("cnn_baseline_robust", "dlib_resnet_robust_cpu")
 # The pretrained runs and the controls they are measured against (the pretraining table).
 PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
                    "mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu"}
+# Further recipes of a pretrained network (rows of the pretraining table after the pairs, each with
+# what differs from the pretrained run of the same config; no control of their own).
+PRETRAINED_RECIPES = {"dlib_resnet_robust_cpu": "robust augmentations, 6 epochs"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 

@@ -199,7 +199,7 @@ def _architecture(models: dict, name: str) -> dict:
     return models.get((entry.config, entry.profile), {})
 
 
-def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> dict | None:
+def _pretraining_row(results: Path, name: str, sources: dict, models: dict, recipe: str = "") -> dict | None:
     if not (scored := _scored_run(results, name)):
         return None
     m, s = scored
@@ -209,7 +209,7 @@ def _pretraining_row(results: Path, name: str, sources: dict, models: dict) -> d
     architecture = _architecture(models, name)
     return {
         "run": name, "architecture": ARCHITECTURE_NAMES.get(model["name"], model["name"]),
-        "initialisation": INIT_NAMES.get(model["init"], model["init"]),
+        "initialisation": INIT_NAMES.get(model["init"], model["init"]) + (f"; {recipe}" if recipe else ""),
         "pretrained on (licence)": f"{source['trained_on']} ({source['licence']})" if source else "-",
         **_test_columns(m), "input_px": s["image_size"],
         "params_M": round(architecture["params"] / 1e6, 2) if architecture else "?",
@@ -233,9 +233,11 @@ def _pretrained_ensemble_row(results: Path, name: str, models: dict) -> dict | N
 
 
 def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAINED_RUNS,
-                      ensembles: tuple[str, ...] = experiments.PRETRAINED_ENSEMBLES) -> pd.DataFrame:
+                      ensembles: tuple[str, ...] = experiments.PRETRAINED_ENSEMBLES,
+                      recipes: dict[str, str] = experiments.PRETRAINED_RECIPES) -> pd.DataFrame:
     """Architecture x initialisation: each pretrained run beside its from-scratch control (same
-    network, recipe and schedule), then the ensembles with pretrained members; test metrics with
+    network, recipe and schedule), further recipes of a pretrained network (``recipes``: run -> what
+    differs), then the ensembles with pretrained members; test metrics with
     95% bootstrap intervals, cost per face (with flip averaging, as evaluated; an ensemble's is its
     members' sum) and training time. Pretraining data and licences from
     results/models_summary/summary.json."""
@@ -244,6 +246,8 @@ def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAI
     models = {(v["config"], v["profile"]): v for v in summary.get("models", {}).values()}
     rows = [_pretraining_row(results, name, summary.get("pretrained", {}), models)
             for pretrained, control in pairs.items() for name in (control, pretrained)]
+    rows += [_pretraining_row(results, name, summary.get("pretrained", {}), models, recipe)
+             for name, recipe in recipes.items()]
     rows += [_pretrained_ensemble_row(results, name, models) for name in ensembles]
     rows = [r for r in rows if r]
     if not rows:
