@@ -1,7 +1,8 @@
 """The corruption benchmark: the release (and any run folders) on corrupted test faces.
 
-    python scripts/corruption_benchmark.py [--release results/models/cnn_ensemble] [--release-members]
-                                           [--run results/runs/NAME] [--subset 200] [--seed 0]
+    python scripts/corruption_benchmark.py [--release results/models/NAME] [--release-members]
+                                           [--earlier-release results/models/NAME] [--run results/runs/NAME]
+                                           [--subset 200] [--seed 0]
                                            [--corruptions grayscale blur ...]
 
 Draws a seeded subset of the test split, stratified by age group (research/configs/experiments.py
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--no-release", action="store_true", help="score only the --run folders")
     parser.add_argument("--release-members", action="store_true",
                         help="also score each member of an ensemble release alone (<release>.<member>)")
+    parser.add_argument("--earlier-release", type=Path, action="append", default=[],
+                        help="another release folder scored beside it, e.g. the one it replaced (repeatable)")
     parser.add_argument("--run", type=Path, action="append", default=[],
                         help="a run folder with a best checkpoint (repeatable)")
     parser.add_argument("--subset", type=int, default=ROBUSTNESS.subset, help="test faces scored")
@@ -57,6 +60,9 @@ def main() -> None:
             for member in robustness.release_member_models(release):
                 models.append(member)
                 committed[member.name] = RunFolder(args.runs_dir / member.source["member"])
+    for folder in args.earlier_release:
+        models.append(robustness.release_model(load_release(folder), kind="earlier release"))
+        committed[models[-1].name] = RunFolder(args.runs_dir / folder.name)
     for workdir in args.run:
         if not RunFolder(workdir).best_checkpoint.exists():
             raise UserError(f"{workdir} has no best checkpoint (checkpoints are git-ignored): train it first")

@@ -253,6 +253,27 @@ def test_a_release_whose_metadata_does_not_name_its_members_is_an_error(tiny_rel
         robustness.release_member_models(load_release(folder))
 
 
+def test_a_single_network_release_has_no_members_of_its_own_and_scores_beside_an_earlier_one(
+        tiny_release_dir, crops, tmp_path):
+    import hashlib
+
+    from research.predict.release import params_bytes
+
+    ensemble = load_release(tiny_release_dir)
+    folder = tmp_path / "single"
+    shutil.copytree(tiny_release_dir, folder)
+    blob = params_bytes(ensemble.members[0])
+    (folder / "params.msgpack").write_bytes(blob)
+    (folder / "metadata.json").write_text(json.dumps({"params_sha256": hashlib.sha256(blob).hexdigest()}))
+    single = load_release(folder)
+    assert len(single.members) == 1 and robustness.release_member_models(single) == []
+    earlier = robustness.release_model(ensemble, kind="earlier release")
+    assert earlier.source["kind"] == "earlier release" and earlier.source["members"] == 2
+    images = np.stack([model_input(c, earlier.image_size) for c in crops])
+    alone = robustness.release_model(single).predict(images)["pred_age"]
+    assert not np.allclose(alone, earlier.predict(images)["pred_age"])
+
+
 def test_the_script_writes_the_tables_targets_and_figures(tiny_release_dir, utk_folder, tmp_path):
     split = tmp_path / "split.csv"
     table = folder_table(utk_folder)

@@ -83,13 +83,14 @@ def mixture_predictor(members: tuple[dict, ...], weights: tuple[float, ...], app
     return predict
 
 
-def release_model(release) -> BenchModel:
-    """A loaded release (``research.predict.release.Release``) as a BenchModel named by its folder."""
+def release_model(release, kind: str = "release") -> BenchModel:
+    """A loaded release (``research.predict.release.Release``) as a BenchModel named by its folder;
+    ``kind`` "earlier release" for another release scored beside the shipped one."""
     config = release.config
     predict = mixture_predictor(release.members, release.weights, release.model.apply,
                                 bool(config.eval.tta_flip), int(config.eval.batch_size))
     return BenchModel(release.path.name, int(config.image_size), predict,
-                      {"kind": "release", "path": str(release.path), "members": len(release.members),
+                      {"kind": kind, "path": str(release.path), "members": len(release.members),
                        "params_sha256": release.metadata.get("params_sha256"),
                        "tta_flip": bool(config.eval.tta_flip)})
 
@@ -99,6 +100,8 @@ def release_member_models(release) -> list[BenchModel]:
     the like-for-like baseline of a single run trained otherwise (e.g. with robust augmentations)."""
     config = release.config
     names = [m["name"] for m in release.metadata.get("source_run", {}).get("members", [])]
+    if not names and len(release.members) == 1:
+        return []  # a single network: the release itself
     if len(names) != len(release.members):
         raise ValueError(f"{release.path}/metadata.json names {len(names)} members for the "
                          f"{len(release.members)} in its params: re-export the release")

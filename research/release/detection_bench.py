@@ -244,8 +244,9 @@ def sweep_figure(sweep: pd.DataFrame, chosen: dict, target: float):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = {setting: f"C{i}" for i, setting in enumerate(dict.fromkeys(sweep["setting"]))}
     for (split, setting), rows in sweep.groupby(["split", "setting"], sort=False):
-        style = {"linestyle": "-" if split == "test" else "--", "marker": "."}
+        style = {"linestyle": "-" if split == "test" else "--", "marker": ".", "color": colours[setting]}
         left.plot(rows["threshold"], rows["recall"], label=f"{setting} ({split})", **style)
         right.plot(rows["threshold"], rows["false_per_canvas"], label=f"{setting} ({split})", **style)
     for axis in (left, right):

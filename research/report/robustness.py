@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import Markdown
 
+from research.configs import experiments
 from research.report.results import Results, blocks, not_yet, num, pct, table
 
 SUMMARY, TABLE = "robustness/summary.json", "robustness/corruptions.csv"
 AUGMENT = "bench/augment_throughput.csv"
-COMMAND = "python scripts/corruption_benchmark.py --release results/models/cnn_ensemble --release-members"
+COMMAND = f"python scripts/corruption_benchmark.py --release {experiments.RELEASE_DIR} --release-members"
 GRAYSCALE = "grayscale_mae_within_10pct_of_clean"
 MEAN = "mean_mae_at_severity2_within_15pct_of_clean"
 SIGNED = "abs_mean_signed_error_at_severity2_at_most_1.5"
