@@ -581,3 +581,27 @@ def test_detection_numbers_state_the_choice_and_which_settings_meet_the_targets(
     text = detection.detection_section(Results(tmp_path / "b" / "report")).data
     assert "while the command still runs at 0.3" in text
     assert "Not yet produced" in detection.detection_section(Results(_empty_root(tmp_path / "c"))).data
+
+
+def test_robustness_paragraph_follows_the_release_it_scored(tmp_path):
+    from research.report import robustness as rr
+
+    _write_robustness_files(tmp_path)
+    results = Results(tmp_path / "report")
+    text = rr.robustness_paragraph(results).data
+    assert "1.05 times clean" in text and "is met" in text and "most of all noise (-2.50" in text
+    assert "members alone reaches 1.25 to 1.40" in text and "replaced" not in text
+    assert "trained with" not in text  # no release config: nothing said about its training
+    models = tmp_path / "results" / "models" / "rel"
+    models.mkdir(parents=True)
+    (models / "config.json").write_text(json.dumps({"augment": {"grayscale": 0.1, "blur": 0.0}}))
+    summary_file = tmp_path / "results" / "robustness" / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary["models"]["old"] = {"kind": "earlier release"}
+    summary["targets"]["old"] = summary["targets"]["rel.a"]
+    summary_file.write_text(json.dumps(summary))
+    text = rr.robustness_paragraph(results).data
+    assert "The release it replaced, old, scored on the same faces: clean MAE 5.00, grey 1.20" in text
+    assert "trained with the corruptions' train-time counterparts" in text and "97%" in text
+    (models / "config.json").write_text(json.dumps({"augment": {"grayscale": 0.0}}))
+    assert "flips, shifts and brightness" in rr.robustness_paragraph(results).data

@@ -55,13 +55,71 @@ def robustness_numbers(results: Results) -> dict[str, object]:
     return out
 
 
+ROBUST_KEYS = ("grayscale", "colour_cast", "gamma", "low_resolution", "blur", "jpeg", "noise")
+
+
+def earlier_names(summary: dict) -> list[str]:
+    return [name for name, m in summary["models"].items() if m["kind"] == "earlier release"]
+
+
+def trained_robust(results: Results, release: str) -> bool | None:
+    """Whether the release's config turns any robust augmentation on (None without its config)."""
+    rel = f"models/{release}/config.json"
+    if not results.exists(rel):
+        return None
+    augment = results.json(rel).get("augment", {})
+    return any(float(augment.get(k, 0) or 0) > 0 for k in ROBUST_KEYS)
+
+
+def robustness_paragraph(results: Results) -> Markdown:
+    """What the benchmark measured for the release, its members and any earlier release, in words."""
+    rb = robustness_numbers(results)
+    if not rb:
+        return not_yet(COMMAND)
+    s = results.json(SUMMARY)
+    verdict = {True: "is met", False: "is not met"}
+    text = (f"Photos at a till differ from UTKFace's web crops: they may be grey, blurred, compressed, "
+            f"small or off-colour. The corruption benchmark scores the release ({rb['release']}) on "
+            f"{rb['faces']} of the {rb['test_faces']} test faces, drawn by age group, each decoded from the "
+            f"archive and corrupted on the fly ({rb['corruptions']} corruptions at three severities, seeded "
+            f"per image). Clean, its MAE on these faces is {rb['clean_mae']} years. Fully grey, it is "
+            f"{rb['gray_mae']} ({rb['gray_ratio']} times clean; the target of at most {rb['gray_limit']} "
+            f"{verdict[rb['gray_met']]}). At the middle severity the mean MAE over the corruptions is "
+            f"{rb['mean_mae']} ({rb['mean_ratio']} times clean; the target of at most {rb['mean_limit']} "
+            f"{verdict[rb['mean_met']]}), and {rb['failing']} corruptions move the mean signed error beyond "
+            f"±{rb['signed_limit']} years, most of all {rb['worst']} ({rb['worst_error']}; the target "
+            f"{verdict[rb['signed_met']]}).")
+    if rb["members"] != "0":
+        text += (f" Each of the release's {rb['members']} members alone reaches {rb['member_ratio_low']} to "
+                 f"{rb['member_ratio_high']} times its own clean MAE at the middle severity, against "
+                 f"{rb['mean_ratio']} for their mixture.")
+    for name in earlier_names(s):
+        gray, mean = s["targets"][name][GRAYSCALE], s["targets"][name][MEAN]
+        text += (f" The release it replaced, {name}, scored on the same faces: clean MAE "
+                 f"{num(gray['clean_mae'], 2)}, grey {gray['ratio']:.2f} times clean, the middle severity "
+                 f"{mean['ratio']:.2f} times clean.")
+    robust = trained_robust(results, rb["release"])
+    if robust:
+        text += (" The release was trained with the corruptions' train-time counterparts "
+                 "(research/training/augment.py, probabilities in the registry's ROBUST_AUGMENT)")
+    elif robust is False:
+        text += (" The release was trained with flips, shifts and brightness and contrast jitter only; the "
+                 "corruptions' train-time counterparts exist as configurable augmentations "
+                 "(research/training/augment.py)")
+    if robust is not None:
+        speed = rb.get("augment_speed")
+        text += (f"; with them a training step runs at {speed} of its images/s without them "
+                 "(results/bench/augment_throughput.csv)." if speed else ".")
+    return Markdown(text + "\n")
+
+
 def robustness_table(results: Results) -> Markdown:
     """Per corruption at the middle severity: the release's MAE (ratio to clean), mean signed error and
     Challenge-25 rates, and its members' MAE alone."""
     if not results.exists(TABLE):
         return not_yet(COMMAND)
     s, frame = results.json(SUMMARY), results.csv(TABLE)
-    release, members = release_name(s), member_names(s)
+    release, members, earlier = release_name(s), member_names(s), earlier_names(s)
     middle = frame[(frame["severity"] == 2) | (frame["corruption"] == "clean")]
     rows = []
     for corruption in dict.fromkeys(middle["corruption"]):
@@ -75,12 +133,16 @@ def robustness_table(results: Results) -> Markdown:
                "C25 adults 25+ asked": pct(r["challenge25_friction_25plus"])}
         if members:
             row["members alone: MAE"] = " / ".join(num(at.loc[m, "age_mae"], 2) for m in members)
+        for name in earlier:
+            row[f"{name}: MAE"] = num(at.loc[name, "age_mae"], 2)
         rows.append(row)
     caption = (f"The release ({release}) on {num(s['subset']['faces'])} test faces drawn by age group "
                f"(seed {s['subset']['seed']}; {num(s['subset']['per_age_group'].get('13-17', 0))} of them "
                "13-17, so the Challenge-25 shares are coarse), clean and under each corruption at the middle "
-               "severity (its parameter in results/robustness/summary.json); the last column: each member "
-               f"of the release alone ({', '.join(m.split('.', 1)[-1] for m in members) or 'none scored'}).")
+               "severity (its parameter in results/robustness/summary.json)"
+               + (f"; each member of the release alone ({', '.join(m.split('.', 1)[-1] for m in members)})"
+                  if members else "")
+               + (f"; the release it replaced ({', '.join(earlier)})" if earlier else "") + ".")
     return table(pd.DataFrame(rows), caption, "robustness-corruptions")
 
 
