@@ -50,3 +50,15 @@ def test_filtering_a_low_threshold_pass_equals_detecting_at_the_threshold():
     for threshold in (-0.2, 0.0, 0.3, 0.6):
         direct = [(face.box, face.score) for face, _ in aligner.detect(canvas, min_score=threshold)]
         assert sorted(at_threshold(low, threshold)) == sorted(direct)
+
+
+def test_the_setting_that_finds_most_within_the_target_is_chosen_and_ties_go_to_the_first():
+    from research.release.detection_bench import choose_setting
+
+    sweep = pd.DataFrame({"setting": ["gray"] * 2 + ["rgb"] * 2, "threshold": [0.0, 0.1, 0.0, 0.1],
+                          "recall": [0.95, 0.92, 0.96, 0.93], "false_per_canvas": [0.08, 0.04, 0.06, 0.05]})
+    chosen = choose_setting(sweep, ("gray", "rgb"), 0.05)
+    assert (chosen["setting"], chosen["threshold"], chosen["recall"]) == ("rgb", 0.1, 0.93)
+    assert [a["setting"] for a in chosen["alternatives"]] == ["gray"]
+    tie = choose_setting(sweep.assign(recall=0.9), ("gray", "rgb"), 0.05)
+    assert tie["setting"] == "gray"

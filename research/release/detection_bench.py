@@ -240,6 +240,14 @@ def recall_figure(table: pd.DataFrame):
     return figure
 
 
+def choose_setting(sweep: pd.DataFrame, settings: tuple[str, ...], max_false: float) -> dict:
+    """Each setting's ``choose_threshold``, then the one with the highest recall within the target
+    (the first listed, i.e. the cheaper, on a tie); the others' choices under "alternatives"."""
+    choices = [choose_threshold(sweep, name, max_false) for name in settings]
+    best = max(choices, key=lambda ch: (ch["within_target"], ch["recall"], -settings.index(ch["setting"])))
+    return {**best, "alternatives": [ch for ch in choices if ch is not best]}
+
+
 def sweep_figure(sweep: pd.DataFrame, chosen: dict, target: float):
     import matplotlib.pyplot as plt
 
@@ -274,9 +282,10 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
         records = (result := run_detection_bench(split_config, split_csv, data))["records"]
         sweeps[split_config.split] = sweep_table(records, thresholds, c.match_iou, c.recall_from_width)
     sweep = pd.concat([t.assign(split=split) for split, t in sweeps.items()], ignore_index=True)
-    chosen = {**choose_threshold(sweeps[c.choice_split], c.choice_setting,
-                                 c.targets["false_per_canvas_at_most"]), "split": c.choice_split}
-    at_test = sweeps[c.split].set_index(["setting", "threshold"]).loc[(c.choice_setting, chosen["threshold"])]
+    chosen = {**choose_setting(sweeps[c.choice_split], tuple(c.choice_settings),
+                               c.targets["false_per_canvas_at_most"]), "split": c.choice_split}
+    by_point = sweeps[c.split].set_index(["setting", "threshold"])
+    at_test = by_point.loc[(chosen["setting"], chosen["threshold"])]
     chosen[c.split] = {"recall": round(float(at_test["recall"]), 4),
                        "false_per_canvas": round(float(at_test["false_per_canvas"]), 4)}
     faces = result["faces"]
@@ -294,9 +303,11 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
             "false_per_canvas": round(false, 4),
             "targets_met": bool(recall_wide >= c.targets["recall_at_least"]
                                 and false <= c.targets["false_per_canvas_at_most"])}
-    default = detector_config("default").min_detection_score
-    chosen["command_default"] = default
-    chosen["command_default_is_chosen"] = bool(abs(default - chosen["threshold"]) < 1e-9)
+    default, setting = detector_config("default"), detector_config(chosen["setting"])
+    chosen["command_default"] = default.min_detection_score
+    same_detector = all(default[k] == setting[k] for k in DETECTOR_SETTINGS[chosen["setting"]])
+    chosen["command_default_is_chosen"] = bool(same_detector and abs(default.min_detection_score
+                                                                     - chosen["threshold"]) < 1e-9)
     summary = {"config": c.to_dict(), "split_file": str(split_csv), "calibration": result["calibration"],
                "settings": per_setting, "threshold": chosen,
                "predict_config": detector_config("default").to_dict(),
