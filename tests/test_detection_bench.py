@@ -62,3 +62,5 @@ def test_the_setting_that_finds_most_within_the_target_is_chosen_and_ties_go_to_
     assert [a["setting"] for a in chosen["alternatives"]] == ["gray"]
     tie = choose_setting(sweep.assign(recall=0.9), ("gray", "rgb"), 0.05)
     assert tie["setting"] == "gray"
+    assert choose_setting(sweep, ("gray", "rgb"), 0.05, margin=0.01)["setting"] == "gray"  # 0.92 vs 0.93
+    assert choose_setting(sweep, ("gray", "rgb"), 0.05, margin=0.005)["setting"] == "rgb"

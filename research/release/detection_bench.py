@@ -240,12 +240,15 @@ def recall_figure(table: pd.DataFrame):
     return figure
 
 
-def choose_setting(sweep: pd.DataFrame, settings: tuple[str, ...], max_false: float) -> dict:
-    """Each setting's ``choose_threshold``, then the one with the highest recall within the target
-    (the first listed, i.e. the cheaper, on a tie); the others' choices under "alternatives"."""
+def choose_setting(sweep: pd.DataFrame, settings: tuple[str, ...], max_false: float,
+                   margin: float = 0.0) -> dict:
+    """Each setting's ``choose_threshold``, then the first listed (the cheapest) whose recall within
+    the target is at most ``margin`` below the best one's; the others' choices under "alternatives"."""
     choices = [choose_threshold(sweep, name, max_false) for name in settings]
-    best = max(choices, key=lambda ch: (ch["within_target"], ch["recall"], -settings.index(ch["setting"])))
-    return {**best, "alternatives": [ch for ch in choices if ch is not best]}
+    eligible = [ch for ch in choices if ch["within_target"]] or choices
+    best = max(ch["recall"] for ch in eligible)
+    chosen = next(ch for ch in eligible if ch["recall"] >= best - margin - 1e-12)
+    return {**chosen, "margin": margin, "alternatives": [ch for ch in choices if ch is not chosen]}
 
 
 def sweep_figure(sweep: pd.DataFrame, chosen: dict, target: float):
@@ -283,7 +286,8 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
         sweeps[split_config.split] = sweep_table(records, thresholds, c.match_iou, c.recall_from_width)
     sweep = pd.concat([t.assign(split=split) for split, t in sweeps.items()], ignore_index=True)
     chosen = {**choose_setting(sweeps[c.choice_split], tuple(c.choice_settings),
-                               c.targets["false_per_canvas_at_most"]), "split": c.choice_split}
+                               c.targets["false_per_canvas_at_most"], c.choice_margin),
+              "split": c.choice_split}
     by_point = sweeps[c.split].set_index(["setting", "threshold"])
     at_test = by_point.loc[(chosen["setting"], chosen["threshold"])]
     chosen[c.split] = {"recall": round(float(at_test["recall"]), 4),
