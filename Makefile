@@ -205,14 +205,16 @@ $(CURVES) &: results/decision/release_val.csv results/decision/release_test.csv 
 	$(STAGE)$(PY) scripts/decision_curves.py --seed 0
 	@$(foreach t,$(CURVES),$(PYTHON) -m research.stages record $(t) --key registry:EVALUATION -- $^ &&) true
 
-# The corruption benchmark: the release, and each of its members alone, on a seeded, age-stratified
+# The corruption benchmark: the release, each of its members alone and the earlier releases, on a seeded, age-stratified
 # subset of the test split (size and seed in the registry), each crop corrupted on the fly before
 # the resize to the model's input.
 results/robustness/summary.json: KEYS = --key registry:ROBUSTNESS
 results/robustness/summary.json: $(RELEASE_FILES) results/splits/utkface.csv \
                                  $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),predictions_test.csv) \
+                                 $(foreach e,$(EARLIER_RELEASES),results/models/$(e)/params.msgpack) \
                                  $(CODE_corruption_benchmark) | venv
-	$(STAGE)$(PY) scripts/corruption_benchmark.py --release $(RELEASE) --release-members $(DATA_FLAG)
+	$(STAGE)$(PY) scripts/corruption_benchmark.py --release $(RELEASE) --release-members \
+	  $(foreach e,$(EARLIER_RELEASES),--earlier-release results/models/$(e)) $(DATA_FLAG)
 	$(RECORD)
 
 # Train-step images/s without and with the robust augmentations (on an idle CPU: not in ALL).

@@ -1,7 +1,7 @@
 """Calibrate the release's age interval on validation (split-conformal within bands of the
 estimate) and score its coverage on test, from predictions files only.
 
-    python scripts/calibrate_intervals.py [--run cnn_ensemble] [--resamples 2000] [--seed 0]
+    python scripts/calibrate_intervals.py [--run RELEASE] [--resamples 2000] [--seed 0]
 
 Writes results/calibration/intervals.json (the quantiles per estimate band that
 research.models.age_interval.calibrated_interval reads), coverage.csv and coverage.png

@@ -2,7 +2,7 @@
 
     python -m scripts.predict PATH... [--json] [--csv out.csv] [--annotate DIR] [--challenge 25]
                                       [--rule threshold|interval|probability] [--parameter X]
-                                      [--checkpoint results/models/cnn_ensemble]
+                                      [--checkpoint results/models/NAME]
 
 PATH is an image or a folder (searched recursively). Faces are found with dlib's HOG detector,
 aligned on 5 landmarks to 200x200 chips like the UTKFace crops, and estimated by the release

@@ -1,6 +1,6 @@
 """The release model's age distribution on the validation and test splits.
 
-    python scripts/release_distributions.py [--release results/models/cnn_ensemble] [--data PATH]
+    python scripts/release_distributions.py [--release results/models/NAME] [--data PATH]
 
 Reads each split's crops from the UTKFace archive as evaluation saw them (decode_resize at the
 model's image size, flip TTA as the release config says) and writes results/decision/:

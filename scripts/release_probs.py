@@ -1,6 +1,6 @@
 """The release model's full age distribution on one split (the input of scripts/age_bias.py).
 
-    python scripts/release_probs.py --split val [--part K/M] [--release results/models/cnn_ensemble]
+    python scripts/release_probs.py --split val [--part K/M] [--release results/models/NAME]
                                     [--data PATH]
 
 Reads the split's crops from the UTKFace archive as evaluation saw them and writes

@@ -48,7 +48,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.interval_level = ml_collections.config_dict.placeholder(float)
     # Only for a release without rules.json (the documented fallback): the uncalibrated interval,
     # estimate +- z sd of the model's own distribution, and the interval rule at that z. The value is
-    # the release run's interval_operating_point (results/runs/cnn_ensemble/metrics_test.json).
+    # the interval_operating_point of the earlier release (results/runs/cnn_ensemble/metrics_test.json).
     c.interval_z = 1.15
     c.batch_buckets = (1, 2, 4, 8, 16, 32)  # faces per forward pass are padded to one of these
     c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
