@@ -157,8 +157,9 @@ results/models_summary/architectures.csv: $(CODE_model_summary) \
 	$(STAGE)$(PY) scripts/model_summary.py
 	$(RECORD)
 
-# The release model the prediction command ships: exported from its members' best checkpoints; the
-# card is re-rendered from the release folder and results files alone.
+# The release model the prediction command ships: exported from its members' best checkpoints (its
+# rules, made for these params, are attached by the rules stage below); the card is re-rendered from
+# the release folder and results files alone.
 RELEASE_FILES := $(RELEASE)/metadata.json $(RELEASE)/params.msgpack $(RELEASE)/config.json
 RELEASE_RULES := $(RELEASE)/rules.json $(RELEASE)/rules.sha256
 RELEASE_MEMBERS := $(INPUTS_$(RELEASE_RUN))
@@ -167,7 +168,7 @@ RELEASE_MEMBERS := $(INPUTS_$(RELEASE_RUN))
 .PRECIOUS: $(RELEASE_FILES) $(RELEASE_RULES)
 $(RELEASE_FILES) &: $(call run_files,$(RELEASE_RUN),metrics_test.json summary.json) \
                     $(call run_files,$(RELEASE_MEMBERS),summary.json) $(CODE_export_model) | venv
-	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE)
+	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE) --no-rules
 	@$(foreach t,$(RELEASE_FILES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 $(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary.json results/robustness/summary.json \
                           results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
