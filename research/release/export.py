@@ -144,7 +144,10 @@ def export_release(run: Path, out: Path, checkpoint_dir: Path | None = None,
         raise AssertionError(f"{out / PARAMS_FILE} does not load back to the exported arrays")
     if rules is not None:
         attach_rules(out, rules)
-    write_card(out, run, breakdowns)
+    if (Path(breakdowns or RunFolder(run).breakdowns()) / "by_group.csv").is_file():
+        write_card(out, run, breakdowns)
+    else:  # a new release before its run is broken down: the card stage writes the card later
+        print(f"{out}: no MODEL_CARD.md yet (break the run down, then export_model.py --card-only)")
     return metadata
 
 
