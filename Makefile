@@ -232,11 +232,13 @@ results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_
 	$(RECORD)
 
 # The release's full age distributions (117 probabilities per face; in parts when CPU is short:
-# scripts/release_probs.py --part K/M), its mean signed error per age group and the label-prior
+# scripts/release_probs.py --part K/M; checked against the decision stage's estimates of the same
+# release, hence after it), its mean signed error per age group and the label-prior
 # correction chosen on validation, then the command's rules for the release as it ships (the
 # interval calibrated on the corrected validation estimates, each rule's operating point), which
 # the release folder carries (rules.json, rules.sha256; no checkpoint needed).
 results/bias/release_probs_%.npz results/bias/release_probs_%.json: $(RELEASE_FILES) results/splits/utkface.csv \
+                                                                    results/decision/release_%.csv \
                                                                     $(CODE_release_probs) | venv
 	$(STAGE)$(PY) scripts/release_probs.py --split $* --release $(RELEASE) $(DATA_FLAG)
 	@$(foreach t,results/bias/release_probs_$*.npz results/bias/release_probs_$*.json,\
