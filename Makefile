@@ -83,10 +83,11 @@ $(NO_FACE_GRID) &: results/cleaning/face_scan.csv $(CODE_nonface_grid) | venv
 	$(STAGE)$(PY) scripts/nonface_grid.py $(DATA_FLAG)
 	@$(foreach t,$(NO_FACE_GRID),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
 NONFACE_METRICS := results/cleaning/nonfaces_test_metrics.csv results/cleaning/nonfaces_test_metrics.json
-$(NONFACE_METRICS) &: results/cleaning/face_scan.csv $(call run_files,$(HEADLINE_RUNS),predictions_test.csv) \
+$(NONFACE_METRICS) &: results/cleaning/face_scan.csv \
+                      $(call run_files,$(sort $(HEADLINE_RUNS) $(RELEASE_RUN)),predictions_test.csv) \
                       $(CODE_nonface_metrics) | venv
 	$(STAGE)$(PY) scripts/nonface_metrics.py
-	@$(foreach t,$(NONFACE_METRICS),$(PYTHON) -m research.stages record $(t) --key registry:HEADLINE -- $^ &&) true
+	@$(foreach t,$(NONFACE_METRICS),$(PYTHON) -m research.stages record $(t) --key registry:HEADLINE --key registry:RELEASE -- $^ &&) true
 
 # Training: a registered run (its config file, its registry entry and the training code).
 results/runs/%/summary.json: KEYS = --key registry:RUNS.$*

@@ -3,14 +3,14 @@ predictions -> results/cleaning/nonfaces_test_metrics.csv and .json.
 
     python scripts/nonface_metrics.py [--scan results/cleaning/face_scan.csv]
 
-Runs: research/configs/experiments.py HEADLINE (those with predictions_test.csv); the list of
-non-faces: research/configs/nonfaces.py.
+Runs: research/configs/experiments.py HEADLINE and the RELEASE run (those with
+predictions_test.csv); the list of non-faces: research/configs/nonfaces.py.
 """
 
 import argparse
 from pathlib import Path
 
-from research.configs.experiments import HEADLINE
+from research.configs.experiments import HEADLINE, RELEASE
 from research.configs.nonfaces import NONFACES
 from research.errors import cli
 from research.evaluation.nonfaces import write_nonface_metrics
@@ -22,7 +22,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("results/runs"))
     parser.add_argument("--out", type=Path, default=Path("results/cleaning"))
     args = parser.parse_args()
-    summary = write_nonface_metrics(HEADLINE, args.runs, args.scan, NONFACES, args.out)
+    runs = tuple(dict.fromkeys((*HEADLINE, RELEASE)))
+    summary = write_nonface_metrics(runs, args.runs, args.scan, NONFACES, args.out)
     print(f"{summary['confirmed_nonfaces']} confirmed non-faces; per split {summary['per_split']}")
 
 

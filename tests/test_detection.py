@@ -147,7 +147,7 @@ def tiny_release() -> Release:
 
 def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     config = get_config()
-    config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has six
+    config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has three
     predictor = Predictor.from_release(tiny_release, config)
     estimator = predictor.estimator
     compiled = estimator.compiled_sizes()
@@ -161,3 +161,25 @@ def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     assert lazy.compiled_sizes() == 0
     lazy.faces(chips, 25)
     assert lazy.compiled_sizes() == 1  # without start-up compiling, this photo would have paid for it
+
+
+@pytest.mark.parametrize("tta_flip", [True, False])
+def test_both_views_in_one_batch_give_the_two_pass_distributions(tiny_release, tta_flip):
+    from research.inference import distribution_step
+    from research.predict.estimate import views_step
+
+    size = int(tiny_release.config.image_size)
+    images = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), np.uint8)
+    other = jax.tree_util.tree_map(lambda a: a * 0.9, tiny_release.members[0])  # a second member
+    members, weights = (tiny_release.members[0], other), (0.7, 0.3)
+    kwargs = dict(apply_fn=tiny_release.model.apply, tta_flip=tta_flip, weights=weights)
+    ours = jax.device_get(views_step(members, images, **kwargs))
+    reference = jax.device_get(distribution_step(members, images, **kwargs))
+    assert set(ours) == set(reference)
+    for key in reference:
+        np.testing.assert_allclose(ours[key], reference[key], rtol=1e-4, atol=1e-6)
+    flipped = jax.device_get(views_step(members, images[:, :, ::-1], **kwargs))
+    if tta_flip:  # the mirror's distributions are the image's: the two views are averaged
+        np.testing.assert_allclose(flipped["age_probs"], ours["age_probs"], rtol=1e-4, atol=1e-6)
+    else:
+        assert not np.allclose(flipped["age_probs"], ours["age_probs"], rtol=1e-4, atol=1e-6)

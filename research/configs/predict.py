@@ -48,9 +48,13 @@ def get_config() -> ml_collections.ConfigDict:
     c.interval_level = ml_collections.config_dict.placeholder(float)
     # Only for a release without rules.json (the documented fallback): the uncalibrated interval,
     # estimate +- z sd of the model's own distribution, and the interval rule at that z. The value is
-    # the interval_operating_point of the earlier release (results/runs/cnn_ensemble/metrics_test.json).
-    c.interval_z = 1.15
-    c.batch_buckets = (1, 2, 4, 8, 16, 32)  # faces per forward pass are padded to one of these
+    # the release's interval_operating_point, chosen on validation (its metadata.json; a test checks).
+    c.interval_z = 0.65
+    # Faces per forward pass are padded to one of these, and larger batches cut into passes of the
+    # largest: on this 2-core CPU passes of 4 faces (8 images with the mirrors) beat larger ones
+    # (results/bench/predict_latency.json, faces_per_s_by_pass_size), and three buckets compile in
+    # half the time of six.
+    c.batch_buckets = (1, 2, 4)
     c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
     # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE
     # overrides): later start-ups load the compiled buckets instead of compiling them again.

@@ -4,13 +4,16 @@ Photo latency: a 640x480 photo with one face (made from skimage's astronaut, not
 image), detection + alignment + model, p50 and p95 over timed runs after a warm-up, for each
 detector setting (research.configs.predict.DETECTOR_SETTINGS; the CNN one with fewer runs). Chip
 throughput: faces/s on batches of aligned chips, our model (resize to its input + forward with
-flip TTA) against the peer's two ONNX networks (age at 64 px and gender at 32 px) on the same faces.
+flip TTA) against the peer's two ONNX networks (age at 64 px and gender at 32 px) on the same faces,
+and ours again with the batch cut into forward passes of 1 to 32 faces (the sweep behind the
+command's largest batch bucket).
 Start-up: fresh processes that load the release and predict a first photo, with and without
 compiling the batch buckets at start-up, with a cold and a warm persistent compilation cache.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -24,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from research.configs.predict import DETECTOR_SETTINGS, detector_config
-from research.predict.estimate import chips_to_inputs
+from research.predict.estimate import AgeEstimator, chips_to_inputs
 from research.predict.faces import FaceAligner
 from research.predict.pipeline import Predictor
 
@@ -109,6 +112,24 @@ def startup_times(release: str | Path) -> list[dict]:
     return rows
 
 
+PASS_SIZES = (1, 2, 4, 8, 16, 32)  # faces per forward pass in the bucket sweep
+
+
+def pass_size_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[dict]:
+    """Faces/s on ``chips`` (model only: inputs already resized) cut into forward passes of each of
+    PASS_SIZES faces, each size a fresh estimator with that one bucket (setting
+    ``passes_of_N_faces``): where the command's largest bucket pays best on this CPU."""
+    inputs = chips_to_inputs(chips, estimator.image_size)
+    rows = []
+    for size in PASS_SIZES:
+        config = copy.deepcopy(estimator.config)
+        config.batch_buckets = (size,)
+        other = AgeEstimator(estimator.release, config)
+        rows.append({"setting": f"passes_of_{size}_faces", **latency_row(
+            "ours", f"chips_batch{len(chips)}", timings(lambda o=other: o.raw(inputs), runs, 2), len(chips))})
+    return rows
+
+
 def setting_rows(predictor: Predictor, photo: np.ndarray, runs: int, warmup: int,
                  cnn_runs: int) -> list[dict]:
     """Photo and detection latency for every detector setting (the same model)."""
@@ -163,7 +184,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
         batch_runs, 3),
         batch))
     ours_chips, peer_chips = rows[-2]["faces_per_s"], rows[-1]["faces_per_s"]
-    rows += setting_rows(predictor, photo, runs, warmup, cnn_runs)
+    passes = pass_size_rows(estimator, many, batch_runs)
+    rows += passes + setting_rows(predictor, photo, runs, warmup, cnn_runs)
     by_setting = {r["setting"]: r for r in rows if r.get("setting") and r["measure"] == "photo_640x480"}
     facts = {"targets": {"photo_p50_ms_at_most": TARGET_P50_MS, "photo_p50_ms": rows[0]["p50_ms"],
                          "photo_p50_met": rows[0]["p50_ms"] <= TARGET_P50_MS,
@@ -171,6 +193,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
                          "photo_p50_ms_peer": rows[1]["p50_ms"],
                          "chip_faces_per_s_ours": ours_chips, "chip_faces_per_s_peer": peer_chips,
                          "chip_throughput_at_least_peer": ours_chips >= peer_chips},
+             "batch_buckets": list(estimator.config.batch_buckets),
+             "faces_per_s_by_pass_size": {r["setting"]: r["faces_per_s"] for r in passes},
              "photo": (f"skimage.data.astronaut() cropped to 512x384 and resized to "
                        f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}"),
              "our_face": faces[0], "peer_face": peer_faces[0], "cpu_count": os.cpu_count(),
