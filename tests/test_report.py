@@ -605,3 +605,23 @@ def test_robustness_paragraph_follows_the_release_it_scored(tmp_path):
     assert "trained with the corruptions' train-time counterparts" in text and "97%" in text
     (models / "config.json").write_text(json.dumps({"augment": {"grayscale": 0.0}}))
     assert "flips, shifts and brightness" in rr.robustness_paragraph(results).data
+
+
+def test_the_speed_paragraph_states_start_up_and_the_fastest_pass_size_only_when_measured():
+    from research.report.release import startup_sentence
+
+    assert startup_sentence({}) == ""
+    lt = {"buckets": [1, 2, 4],
+          "startup": {"compile_on_first_use": {"case": "compile_on_first_use", "first_photo_s": 6.2},
+                      "precompile_cold_cache": {"case": "precompile_cold_cache", "startup_s": 17.4},
+                      "precompile_warm_cache": {"case": "precompile_warm_cache", "startup_s": 3.1}},
+          "by_pass": {"passes_of_1_faces": 80.0, "passes_of_4_faces": 150.0, "passes_of_32_faces": 110.0}}
+    text = startup_sentence(lt)
+    assert "3 batch sizes (1, 2, 4 faces) in 17.4 s" in text and "in 3.1 s from a filled one" in text
+    assert "the first photo would take 6.2 s" in text
+    assert "passes of 1, 4, 32 faces" in text
+    assert "80, 150, 110 faces/s (the command's passes hold at most 4)" in text
+    assert "Start-up" not in startup_sentence({"by_pass": lt["by_pass"]})
+    impls = startup_sentence({"by_impl": {"conv_im2col": 130.4, "conv_native": 90.6}, "impl_used": "im2col"})
+    assert impls == ("With im2col convolutions 130 and native convolutions 91 faces/s; the release runs "
+                     "im2col.")

@@ -102,6 +102,19 @@ def test_the_committed_lock_matches_the_committed_results():
     assert stale == [], f"stale after the last commit: {stale[:5]}"
 
 
+def test_an_earlier_release_is_a_committed_artefact_not_a_stage():
+    """No rule builds an earlier release any more, so a lock entry for its files would go stale with
+    the export code and never be rebuilt: `python3 -m research.stages invalidate` them when the
+    release changes. They stay inputs (the corruption benchmark reads them)."""
+    entries = stages.load_lock(REPO / stages.LOCK)
+    for name in experiments.EARLIER_RELEASES:
+        assert name != experiments.RELEASE
+        folder = f"results/models/{name}/"
+        assert (REPO / folder / "params.msgpack").is_file(), f"{folder} is not committed"
+        recorded = [t for t in entries if t.startswith(folder)]
+        assert recorded == [], f"earlier release files still recorded as stages: {recorded}"
+
+
 # --- the Makefile's own rules on the smoke profile, serial and with -j2 -------------------------
 
 PIPELINE = "results/breakdowns/cnn_ensemble/summary.json"

@@ -6,7 +6,8 @@ detector setting (research.configs.predict.DETECTOR_SETTINGS; the CNN one with f
 throughput: faces/s on batches of aligned chips, our model (resize to its input + forward with
 flip TTA) against the peer's two ONNX networks (age at 64 px and gender at 32 px) on the same faces,
 and ours again with the batch cut into forward passes of 1 to 32 faces (the sweep behind the
-command's largest batch bucket).
+command's largest batch bucket), and with XLA's native convolutions against the im2col ones the
+release uses on a CPU.
 Start-up: fresh processes that load the release and predict a first photo, with and without
 compiling the batch buckets at start-up, with a cold and a warm persistent compilation cache.
 """
@@ -14,6 +15,7 @@ compiling the batch buckets at start-up, with a cold and a warm persistent compi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +29,8 @@ import numpy as np
 from PIL import Image
 
 from research.configs.predict import DETECTOR_SETTINGS, detector_config
+from research.models.factory import create_model
+from research.models.layers import resolve_impl
 from research.predict.estimate import AgeEstimator, chips_to_inputs
 from research.predict.faces import FaceAligner
 from research.predict.pipeline import Predictor
@@ -130,6 +134,24 @@ def pass_size_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> lis
     return rows
 
 
+CONV_IMPLS = ("im2col", "native")  # research.models.layers: conv_impl "auto" is im2col on a CPU
+
+
+def conv_impl_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[dict]:
+    """Faces/s on ``chips`` (model only, the command's buckets) with each convolution implementation
+    (setting ``conv_IMPL``): the same weights in a model built with that ``conv_impl``."""
+    inputs = chips_to_inputs(chips, estimator.image_size)
+    rows = []
+    for impl in CONV_IMPLS:
+        model_config = copy.deepcopy(estimator.release.config.model)
+        model_config.conv_impl = impl
+        release = dataclasses.replace(estimator.release, model=create_model(model_config))
+        other = AgeEstimator(release, estimator.config)
+        rows.append({"setting": f"conv_{impl}", **latency_row(
+            "ours", f"chips_batch{len(chips)}", timings(lambda o=other: o.raw(inputs), runs, 2), len(chips))})
+    return rows
+
+
 def setting_rows(predictor: Predictor, photo: np.ndarray, runs: int, warmup: int,
                  cnn_runs: int) -> list[dict]:
     """Photo and detection latency for every detector setting (the same model)."""
@@ -184,8 +206,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
         batch_runs, 3),
         batch))
     ours_chips, peer_chips = rows[-2]["faces_per_s"], rows[-1]["faces_per_s"]
-    passes = pass_size_rows(estimator, many, batch_runs)
-    rows += passes + setting_rows(predictor, photo, runs, warmup, cnn_runs)
+    passes, impls = pass_size_rows(estimator, many, batch_runs), conv_impl_rows(estimator, many, batch_runs)
+    rows += passes + impls + setting_rows(predictor, photo, runs, warmup, cnn_runs)
     by_setting = {r["setting"]: r for r in rows if r.get("setting") and r["measure"] == "photo_640x480"}
     facts = {"targets": {"photo_p50_ms_at_most": TARGET_P50_MS, "photo_p50_ms": rows[0]["p50_ms"],
                          "photo_p50_met": rows[0]["p50_ms"] <= TARGET_P50_MS,
@@ -195,6 +217,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
                          "chip_throughput_at_least_peer": ours_chips >= peer_chips},
              "batch_buckets": list(estimator.config.batch_buckets),
              "faces_per_s_by_pass_size": {r["setting"]: r["faces_per_s"] for r in passes},
+             "faces_per_s_by_conv_impl": {r["setting"]: r["faces_per_s"] for r in impls},
+             "conv_impl_used": resolve_impl(estimator.release.config.model.get("conv_impl", "auto")),
              "photo": (f"skimage.data.astronaut() cropped to 512x384 and resized to "
                        f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}"),
              "our_face": faces[0], "peer_face": peer_faces[0], "cpu_count": os.cpu_count(),

@@ -13,9 +13,10 @@ The HOG detector's threshold is swept from one pass per canvas: each HOG-only se
 ``sweep_floor`` and keeps every detection's score, and the detections at a threshold t are those
 scoring t or more. That equals running the detector at t, because dlib suppresses overlapping
 windows greedily in order of score (a kept box only ever suppresses lower-scoring ones). The
-threshold is chosen on canvases of ``choice_split`` crops (validation): the lowest whose false
-detections per canvas stay within the target, i.e. the highest recall the target allows; the test
-canvases report it.
+threshold is chosen on canvases of ``choice_split`` crops (validation), per setting: the lowest
+whose false detections per canvas stay within the target, i.e. the highest recall the target
+allows. Of ``choice_settings`` (listed cheapest first) the first whose recall at its threshold is
+within ``choice_margin`` of the best is chosen; the test canvases report the choice.
 
 Outputs (results/detection/, aggregates only): recall_by_width.csv (setting, canvas, width bin,
 faces, found, recall), canvases.csv (setting, canvas size, canvases, false detections per canvas,

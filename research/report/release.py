@@ -204,7 +204,42 @@ def speed_numbers(lat: pd.DataFrame, record: dict) -> dict[str, object]:
         "load": record.get("load_average_1_5_15_min", {}).get("before", [float("nan")])[0],
         "detect": num(at.loc[("ours", "detect_only"), "p50_ms"], 1),
         "model1": num(at.loc[("ours", "model_one_chip"), "p50_ms"], 1),
+        "startup": {row["case"]: row for row in record.get("startup", [])},
+        "buckets": record.get("batch_buckets"),
+        "by_pass": record.get("faces_per_s_by_pass_size", {}),
+        "by_impl": record.get("faces_per_s_by_conv_impl", {}),
+        "impl_used": record.get("conv_impl_used"),
     }
+
+
+def startup_sentence(lt: dict[str, object]) -> str:
+    """Start-up with the buckets compiled at once (cold and warm compilation cache) against compiling
+    on first use, and the faces/s per forward-pass size; "" when the benchmark did not measure them."""
+    startup, by_pass = lt.get("startup") or {}, lt.get("by_pass") or {}
+    parts = []
+    if {"precompile_cold_cache", "precompile_warm_cache", "compile_on_first_use"} <= set(startup):
+        cold, warm, lazy = (startup[k] for k in ("precompile_cold_cache", "precompile_warm_cache",
+                                                 "compile_on_first_use"))
+        buckets = lt.get("buckets") or []
+        parts.append(
+            f"Start-up compiles the model for its {len(buckets)} batch sizes ({', '.join(map(str, buckets))} "
+            f"faces) in {num(cold['startup_s'], 1)} s with an empty compilation cache and loads them in "
+            f"{num(warm['startup_s'], 1)} s from a filled one; compiled on first use instead, the first "
+            f"photo would take {num(lazy['first_photo_s'], 1)} s.")
+    if by_pass:
+        sizes = {int(k.split("_")[2]): v for k, v in by_pass.items()}
+        largest = max(lt.get("buckets") or [0])
+        parts.append(
+            "Cut into forward passes of " + ", ".join(f"{n}" for n in sorted(sizes)) + " faces, a batch of "
+            "chips runs at " + ", ".join(num(sizes[n], 0) for n in sorted(sizes)) + " faces/s"
+            + (f" (the command's passes hold at most {largest})" if largest else "") + ".")
+    by_impl = lt.get("by_impl") or {}
+    if by_impl:
+        rates = {k.removeprefix("conv_"): v for k, v in by_impl.items()}
+        parts.append(
+            "With " + " and ".join(f"{impl} convolutions {num(v, 0)}" for impl, v in rates.items())
+            + " faces/s" + (f"; the release runs {lt['impl_used']}." if lt.get("impl_used") else "."))
+    return " ".join(parts)
 
 
 def speed_paragraph(lt: dict[str, object]) -> str:
@@ -235,7 +270,7 @@ def speed_paragraph(lt: dict[str, object]) -> str:
         f"{lt['chip_ours']} "
         f"faces/s against {lt['chip_peer']} for the peer's networks, {chips}. {load}; both models were "
         f"measured "
-        "in the same run."
+        "in the same run." + (f" {startup_sentence(lt)}" if startup_sentence(lt) else "")
     )
 
 
