@@ -51,10 +51,10 @@ def get_config() -> ml_collections.ConfigDict:
     # the release's interval_operating_point, chosen on validation (its metadata.json; a test checks).
     c.interval_z = 0.65
     # Faces per forward pass are padded to one of these, and larger batches cut into passes of the
-    # largest. On this 2-core CPU passes of 4 or 8 faces (8 or 16 images with the mirrors) beat
-    # passes of 16 or 32, which of the two is faster varies between measurements
-    # (results/bench/predict_latency.json, faces_per_s_by_pass_size), and three buckets compile in
-    # half the time of six.
+    # largest. The benchmark's pass-size sweep (results/bench/predict_latency.json,
+    # faces_per_s_by_pass_size) is noisy on this shared 2-core CPU, but passes of 4 faces (8 images
+    # with the mirrors) came out at or near the top in each of its runs, and three buckets compile
+    # in half the time of six.
     c.batch_buckets = (1, 2, 4)
     c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
     # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE
