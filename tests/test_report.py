@@ -608,8 +608,10 @@ def test_robustness_paragraph_follows_the_release_it_scored(tmp_path):
 
 
 def test_the_speed_paragraph_states_start_up_and_the_fastest_pass_size_only_when_measured():
-    from research.report.release import startup_sentence
+    from research.report.release import setting_label, startup_sentence
 
+    assert [setting_label(x) for x in (float("nan"), "conv_native", "passes_of_4_faces", "upscale_2")] == [
+        "", "native convolutions", "passes of 4 faces", "upscale_2"]
     assert startup_sentence({}) == ""
     lt = {"buckets": [1, 2, 4],
           "startup": {"compile_on_first_use": {"case": "compile_on_first_use", "first_photo_s": 6.2},

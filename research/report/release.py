@@ -212,6 +212,16 @@ def speed_numbers(lat: pd.DataFrame, record: dict) -> dict[str, object]:
     }
 
 
+def setting_label(setting: object) -> str:
+    """A latency row's setting as the table shows it: passes_of_4_faces -> "passes of 4 faces",
+    conv_native -> "native convolutions", a detector setting as named, none -> ""."""
+    if not isinstance(setting, str) or not setting:
+        return ""
+    if setting.startswith("conv_"):
+        return f"{setting.removeprefix('conv_')} convolutions"
+    return setting.replace("_", " ") if setting.startswith("passes_of_") else setting
+
+
 def startup_sentence(lt: dict[str, object]) -> str:
     """Start-up with the buckets compiled at once (cold and warm compilation cache) against compiling
     on first use, and the faces/s per forward-pass size; "" when the benchmark did not measure them."""
@@ -298,6 +308,8 @@ def speed_section(results: Results) -> tuple[Markdown, dict[str, object]]:
         {
             "model": lat["model"],
             "measure": lat["measure"].map(lambda x: MEASURES.get(x, x)),
+            "setting": (lat["setting"] if "setting" in lat else pd.Series("", index=lat.index)).map(
+                setting_label),
             "runs": lat["runs"].map(num),
             "faces per run": lat["faces"].map(num),
             "p50 ms": lat["p50_ms"].map(lambda x: num(x, 1)),
@@ -315,7 +327,9 @@ def speed_section(results: Results) -> tuple[Markdown, dict[str, object]]:
         table(
             shown,
             f"Prediction latency per run and throughput on the {lt['cpus']}-core CPU "
-            "(results/bench/predict_latency.csv; latency from decoded pixels, no file reading).",
+            "(results/bench/predict_latency.csv; latency from decoded pixels, no file reading). Setting: "
+            "a detector setting (research/configs/predict.py DETECTOR_SETTINGS; default is the command's), "
+            "the faces per forward pass, or the convolutions; blank: the command as shipped.",
             "latency",
         ),
     ), lt
