@@ -627,3 +627,21 @@ def test_the_speed_paragraph_states_start_up_and_the_fastest_pass_size_only_when
     impls = startup_sentence({"by_impl": {"conv_im2col": 130.4, "conv_native": 90.6}, "impl_used": "im2col"})
     assert impls == ("With im2col convolutions 130 and native convolutions 91 faces/s; the release runs "
                      "im2col.")
+
+
+def test_the_non_face_paragraph_names_the_stage_to_rerun_when_the_release_has_no_row(tmp_path):
+    import shutil
+
+    from research.report.nonfaces import nonface_numbers
+
+    (tmp_path / "report").mkdir()
+    cleaning = tmp_path / "results" / "cleaning"
+    cleaning.mkdir(parents=True)
+    for name in ("face_scan.json", "nonfaces_test_metrics.json", "nonfaces_test_metrics.csv"):
+        shutil.copy(ROOT / "results" / "cleaning" / name, cleaning / name)
+    numbers = nonface_numbers(Results(tmp_path))
+    assert numbers["release"] == ex.RELEASE and numbers["release_dropped"]
+    frame = pd.read_csv(cleaning / "nonfaces_test_metrics.csv")
+    frame[frame["run"] != ex.RELEASE].to_csv(cleaning / "nonfaces_test_metrics.csv", index=False)
+    with pytest.raises(ValueError, match=r"no rows for the release .*make results/cleaning/nonfaces_test"):
+        nonface_numbers(Results(tmp_path))

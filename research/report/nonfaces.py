@@ -39,12 +39,14 @@ def nonface_numbers(results: Results) -> dict[str, str]:
                                             for v in counts["per_split"].values())),
     }
     release = results.csv("cleaning/nonfaces_test_metrics.csv").query("run == @RELEASE").set_index("test_set")
-    if len(release):
-        full, without = release.loc["full"], release.loc["without_nonfaces"]
-        out.update(release=RELEASE, release_dropped=num(without["nonfaces_dropped"]),
-                   release_mae=num(full["age_mae"], 3), release_mae_without=num(without["age_mae"], 3),
-                   release_c25=_c25_change(pct(full["challenge25_fpr_13_17"]),
-                                           pct(without["challenge25_fpr_13_17"])))
+    if not len(release):
+        raise ValueError(f"results/cleaning/nonfaces_test_metrics.csv has no rows for the release {RELEASE}: "
+                         "rerun `make results/cleaning/nonfaces_test_metrics.csv`")
+    full, without = release.loc["full"], release.loc["without_nonfaces"]
+    out.update(release=RELEASE, release_dropped=num(without["nonfaces_dropped"]),
+               release_mae=num(full["age_mae"], 3), release_mae_without=num(without["age_mae"], 3),
+               release_c25=_c25_change(pct(full["challenge25_fpr_13_17"]),
+                                       pct(without["challenge25_fpr_13_17"])))
     for split in SPLITS:
         out[f"no_face_{split}"] = num(per_split[split]["no_face"])
         out[f"confirmed_{split}"] = num(counts["per_split"][split]["confirmed_nonfaces"])
