@@ -607,7 +607,7 @@ def test_robustness_paragraph_follows_the_release_it_scored(tmp_path):
     assert "flips, shifts and brightness" in rr.robustness_paragraph(results).data
 
 
-def test_the_speed_paragraph_states_start_up_and_the_fastest_pass_size_only_when_measured():
+def test_the_speed_paragraph_states_start_up_pass_sizes_and_convolutions_only_when_measured():
     from research.report.release import setting_label, startup_sentence
 
     assert [setting_label(x) for x in (float("nan"), "conv_native", "passes_of_4_faces", "upscale_2")] == [
@@ -619,7 +619,7 @@ def test_the_speed_paragraph_states_start_up_and_the_fastest_pass_size_only_when
                       "precompile_warm_cache": {"case": "precompile_warm_cache", "startup_s": 3.1}},
           "by_pass": {"passes_of_1_faces": 80.0, "passes_of_4_faces": 150.0, "passes_of_32_faces": 110.0}}
     text = startup_sentence(lt)
-    assert "3 batch sizes (1, 2, 4 faces) in 17.4 s" in text and "in 3.1 s from a filled one" in text
+    assert "3 batch sizes (1, 2, 4 faces), takes 17.4 s" in text and "3.1 s with a filled one" in text
     assert "the first photo would take 6.2 s" in text
     assert "passes of 1, 4, 32 faces" in text
     assert "80, 150, 110 faces/s (the command's passes hold at most 4)" in text

@@ -104,8 +104,8 @@ def test_the_committed_lock_matches_the_committed_results():
 
 def test_an_earlier_release_is_a_committed_artefact_not_a_stage():
     """No rule builds an earlier release any more, so a lock entry for its files would go stale with
-    the export code and never be rebuilt: `python3 -m research.stages invalidate` them when the
-    release changes. They stay inputs (the corruption benchmark reads them)."""
+    the export code and never be rebuilt: run `python3 -m research.stages invalidate` on those files
+    when the release changes. They stay inputs (the corruption benchmark reads them)."""
     entries = stages.load_lock(REPO / stages.LOCK)
     for name in experiments.EARLIER_RELEASES:
         assert name != experiments.RELEASE

@@ -61,7 +61,8 @@ def _c25_change(full: str, without: str) -> str:
 
 
 def nonface_metrics_table(results: Results) -> Markdown:
-    """Per headline run: test metrics on the full split and without the confirmed non-faces."""
+    """Per headline run and the release: test metrics on the full split and without the confirmed
+    non-faces."""
     if not results.exists("cleaning/nonfaces_test_metrics.csv"):
         return not_yet("make results/cleaning/nonfaces_test_metrics.csv")
     frame = results.csv("cleaning/nonfaces_test_metrics.csv")
@@ -82,7 +83,8 @@ def nonface_metrics_table(results: Results) -> Markdown:
                                         f"{pct(wide.loc[r, ('challenge25_fpr_13_17', 'without_nonfaces')])}"
                                         for r in runs],
     })
-    return table(shown, "Test metrics of the headline runs on the whole test split and without the "
+    return table(shown, "Test metrics of the headline runs and the release on the whole test split and "
+                 "without the "
                  "confirmed non-face crops, from their committed predictions "
                  "(results/cleaning/nonfaces_test_metrics.csv; 13-17 at 25+: share of 13-17 year-olds "
                  "estimated 25 or older; n/a: no minors in the CORAL test split).", "nonfaces")

@@ -232,16 +232,18 @@ def startup_sentence(lt: dict[str, object]) -> str:
                                                  "compile_on_first_use"))
         buckets = lt.get("buckets") or []
         parts.append(
-            f"Start-up compiles the model for its {len(buckets)} batch sizes ({', '.join(map(str, buckets))} "
-            f"faces) in {num(cold['startup_s'], 1)} s with an empty compilation cache and loads them in "
-            f"{num(warm['startup_s'], 1)} s from a filled one; compiled on first use instead, the first "
+            "Start-up, which loads the release and the detector and compiles the model for its "
+            f"{len(buckets)} batch sizes ({', '.join(map(str, buckets))} "
+            f"faces), takes {num(cold['startup_s'], 1)} s with an empty compilation cache and "
+            f"{num(warm['startup_s'], 1)} s with a filled one; compiled on first use instead, the first "
             f"photo would take {num(lazy['first_photo_s'], 1)} s.")
     if by_pass:
         sizes = {int(k.split("_")[2]): v for k, v in by_pass.items()}
         largest = max(lt.get("buckets") or [0])
         parts.append(
-            "Cut into forward passes of " + ", ".join(f"{n}" for n in sorted(sizes)) + " faces, a batch of "
-            "chips runs at " + ", ".join(num(sizes[n], 0) for n in sorted(sizes)) + " faces/s"
+            "Cut into forward passes of " + ", ".join(f"{n}" for n in sorted(sizes)) + " faces (twice as "
+            "many images with the mirrors), the batch of 32 chips runs at "
+            + ", ".join(num(sizes[n], 0) for n in sorted(sizes)) + " faces/s"
             + (f" (the command's passes hold at most {largest})" if largest else "") + ".")
     by_impl = lt.get("by_impl") or {}
     if by_impl:
@@ -329,7 +331,8 @@ def speed_section(results: Results) -> tuple[Markdown, dict[str, object]]:
             f"Prediction latency per run and throughput on the {lt['cpus']}-core CPU "
             "(results/bench/predict_latency.csv; latency from decoded pixels, no file reading). Setting: "
             "a detector setting (research/configs/predict.py DETECTOR_SETTINGS; default is the command's), "
-            "the faces per forward pass, or the convolutions; blank: the command as shipped.",
+            "the faces per forward pass, or the convolutions; blank: the command as shipped (ours) or the "
+            "peer's own settings.",
             "latency",
         ),
     ), lt
