@@ -645,3 +645,24 @@ def test_the_non_face_paragraph_names_the_stage_to_rerun_when_the_release_has_no
     frame[frame["run"] != ex.RELEASE].to_csv(cleaning / "nonfaces_test_metrics.csv", index=False)
     with pytest.raises(ValueError, match=r"no rows for the release .*make results/cleaning/nonfaces_test"):
         nonface_numbers(Results(tmp_path))
+
+
+def test_the_latency_table_names_every_row_setting(tmp_path):
+    import shutil
+
+    from research.report.release import speed_section
+
+    (tmp_path / "report").mkdir()
+    bench = tmp_path / "results" / "bench"
+    bench.mkdir(parents=True)
+    for name in ("predict_latency.csv", "predict_latency.json"):
+        shutil.copy(ROOT / "results" / "bench" / name, bench / name)
+    lat = pd.read_csv(bench / "predict_latency.csv")
+    lat.loc[len(lat)] = {**lat.iloc[5].to_dict(), "setting": "passes_of_4_faces"}
+    lat.loc[len(lat)] = {**lat.iloc[5].to_dict(), "setting": "conv_native"}
+    lat.to_csv(bench / "predict_latency.csv", index=False)
+    markdown = speed_section(Results(tmp_path))[0].data
+    rows = [line for line in markdown.splitlines() if line.startswith("| ours")]
+    assert any("| passes of 4 faces |" in row for row in rows)
+    assert any("| native convolutions |" in row for row in rows)
+    assert any("| upscale_2 |" in row for row in rows) == ("upscale_2" in set(lat["setting"].dropna()))
