@@ -183,3 +183,20 @@ def test_both_views_in_one_batch_give_the_two_pass_distributions(tiny_release, t
         np.testing.assert_allclose(flipped["age_probs"], ours["age_probs"], rtol=1e-4, atol=1e-6)
     else:
         assert not np.allclose(flipped["age_probs"], ours["age_probs"], rtol=1e-4, atol=1e-6)
+
+
+def test_the_latency_benchmark_times_each_model_variant_on_the_same_chips(tiny_release):
+    from research.predict.estimate import AgeEstimator
+    from research.release.bench import CONV_IMPLS, PASS_SIZES, model_variants, variant_rows
+
+    estimator = AgeEstimator(tiny_release, get_config())
+    variants = model_variants(estimator)
+    assert [tuple(v.config.batch_buckets) for k, v in variants.items() if k.startswith("passes_of_")] == [
+        (n,) for n in PASS_SIZES]
+    impls = [v.release.model.conv_impl for k, v in variants.items() if k.startswith("conv_")]
+    assert impls == list(CONV_IMPLS)
+    assert estimator.config.batch_buckets == get_config().batch_buckets  # the command's left unchanged
+    chips = np.zeros((4, 200, 200, 3), np.uint8)
+    rows = variant_rows(estimator, chips, runs=1)
+    assert [r["setting"] for r in rows] == list(variants)
+    assert all(r["faces"] == 4 and r["measure"] == "chips_batch4" and r["faces_per_s"] > 0 for r in rows)

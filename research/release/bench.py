@@ -117,39 +117,32 @@ def startup_times(release: str | Path) -> list[dict]:
 
 
 PASS_SIZES = (1, 2, 4, 8, 16, 32)  # faces per forward pass in the bucket sweep
-
-
-def pass_size_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[dict]:
-    """Faces/s on ``chips`` (model only: inputs already resized) cut into forward passes of each of
-    PASS_SIZES faces, each size a fresh estimator with that one bucket (setting
-    ``passes_of_N_faces``): where the command's largest bucket pays best on this CPU."""
-    inputs = chips_to_inputs(chips, estimator.image_size)
-    rows = []
-    for size in PASS_SIZES:
-        config = copy.deepcopy(estimator.config)
-        config.batch_buckets = (size,)
-        other = AgeEstimator(estimator.release, config)
-        rows.append({"setting": f"passes_of_{size}_faces", **latency_row(
-            "ours", f"chips_batch{len(chips)}", timings(lambda o=other: o.raw(inputs), runs, 2), len(chips))})
-    return rows
-
-
 CONV_IMPLS = ("im2col", "native")  # research.models.layers: conv_impl "auto" is im2col on a CPU
 
 
-def conv_impl_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[dict]:
-    """Faces/s on ``chips`` (model only, the command's buckets) with each convolution implementation
-    (setting ``conv_IMPL``): the same weights in a model built with that ``conv_impl``."""
-    inputs = chips_to_inputs(chips, estimator.image_size)
-    rows = []
+def model_variants(estimator: AgeEstimator) -> dict[str, AgeEstimator]:
+    """The release's model with one change each, by setting name: ``passes_of_N_faces`` (the one
+    bucket N, for each of PASS_SIZES: where the command's largest bucket pays best on this CPU) and
+    ``conv_IMPL`` (the command's buckets, the same weights in a model built with that conv_impl)."""
+    variants = {}
+    for size in PASS_SIZES:
+        config = copy.deepcopy(estimator.config)
+        config.batch_buckets = (size,)
+        variants[f"passes_of_{size}_faces"] = AgeEstimator(estimator.release, config)
     for impl in CONV_IMPLS:
         model_config = copy.deepcopy(estimator.release.config.model)
         model_config.conv_impl = impl
         release = dataclasses.replace(estimator.release, model=create_model(model_config))
-        other = AgeEstimator(release, estimator.config)
-        rows.append({"setting": f"conv_{impl}", **latency_row(
-            "ours", f"chips_batch{len(chips)}", timings(lambda o=other: o.raw(inputs), runs, 2), len(chips))})
-    return rows
+        variants[f"conv_{impl}"] = AgeEstimator(release, estimator.config)
+    return variants
+
+
+def variant_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[dict]:
+    """Faces/s of each of ``model_variants`` on ``chips`` (model only: inputs already resized)."""
+    inputs = chips_to_inputs(chips, estimator.image_size)
+    return [{"setting": name, **latency_row("ours", f"chips_batch{len(chips)}",
+                                            timings(lambda o=other: o.raw(inputs), runs, 2), len(chips))}
+            for name, other in model_variants(estimator).items()]
 
 
 def setting_rows(predictor: Predictor, photo: np.ndarray, runs: int, warmup: int,
@@ -206,8 +199,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
         batch_runs, 3),
         batch))
     ours_chips, peer_chips = rows[-2]["faces_per_s"], rows[-1]["faces_per_s"]
-    passes, impls = pass_size_rows(estimator, many, batch_runs), conv_impl_rows(estimator, many, batch_runs)
-    rows += passes + impls + setting_rows(predictor, photo, runs, warmup, cnn_runs)
+    variants = variant_rows(estimator, many, batch_runs)
+    rows += variants + setting_rows(predictor, photo, runs, warmup, cnn_runs)
     by_setting = {r["setting"]: r for r in rows if r.get("setting") and r["measure"] == "photo_640x480"}
     facts = {"targets": {"photo_p50_ms_at_most": TARGET_P50_MS, "photo_p50_ms": rows[0]["p50_ms"],
                          "photo_p50_met": rows[0]["p50_ms"] <= TARGET_P50_MS,
@@ -216,8 +209,9 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
                          "chip_faces_per_s_ours": ours_chips, "chip_faces_per_s_peer": peer_chips,
                          "chip_throughput_at_least_peer": ours_chips >= peer_chips},
              "batch_buckets": list(estimator.config.batch_buckets),
-             "faces_per_s_by_pass_size": {r["setting"]: r["faces_per_s"] for r in passes},
-             "faces_per_s_by_conv_impl": {r["setting"]: r["faces_per_s"] for r in impls},
+             **{key: {r["setting"]: r["faces_per_s"] for r in variants if r["setting"].startswith(prefix)}
+                for key, prefix in (("faces_per_s_by_pass_size", "passes_of_"),
+                                    ("faces_per_s_by_conv_impl", "conv_"))},
              "conv_impl_used": resolve_impl(estimator.release.config.model.get("conv_impl", "auto")),
              "photo": (f"skimage.data.astronaut() cropped to 512x384 and resized to "
                        f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}"),
