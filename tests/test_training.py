@@ -2,14 +2,17 @@
 resumption, the NaN stop, config overrides, and the whole loop end to end on synthetic data."""
 
 import functools
+import hashlib
 import json
 from pathlib import Path
 
 import jax
+import ml_collections
 import numpy as np
 import optax
 import pandas as pd
 import pytest
+from _synthetic_release import write_tiny_release
 from _tiny_run import smoke_config, trained_run
 from flax import jax_utils
 
@@ -18,6 +21,7 @@ from research.configs.overrides import apply_overrides, parse_value
 from research.data import archive, pipeline
 from research.errors import ConfigError
 from research.models.factory import create_model
+from research.predict.release import params_bytes
 from research.provenance import git_commit
 from research.runs import checkpoints
 from research.training.bench import synthetic_batch
@@ -293,3 +297,41 @@ def test_resume_refuses_a_checkpoint_made_under_another_config(tmp_path):
     longer = apply_overrides(config, {"optimizer.num_epochs": 5})
     with pytest.raises(ValueError, match="optimizer"):
         check_resumable(meta, longer, tmp_path)
+
+
+def write_single_release(folder: Path, config, variables) -> Path:
+    """A one-run release folder as export writes one (params, config.json, metadata's checksum)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = params_bytes(jax.device_get(variables))
+    (folder / "params.msgpack").write_bytes(blob)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    (folder / "metadata.json").write_text(json.dumps({"params_sha256": hashlib.sha256(blob).hexdigest()}))
+    return folder
+
+
+def test_init_from_a_release_starts_from_its_weights(tmp_path, step_config, initial_state):
+    """Continued training (``model.init_from``): every param and statistic is the release's, not
+    a fresh draw; a release of another shape, an ensemble or a corrupt file is refused by name."""
+    trained = jax.tree_util.tree_map(lambda x: x + 0.5, {"params": initial_state.params,
+                                                          "batch_stats": initial_state.batch_stats})
+    release = write_single_release(tmp_path / "release", step_config, trained)
+    config = ml_collections.ConfigDict(step_config.to_dict())
+    config.model.init_from = str(release)
+    state = create_train_state(create_model(config.model), config, jax.random.key(9), 30)
+    tree_equal(state.params, trained["params"])
+    tree_equal(state.batch_stats, trained["batch_stats"])
+    with pytest.raises(AssertionError):  # without it, the same seed draws other weights
+        tree_equal(create_train_state(create_model(step_config.model), step_config,
+                                      jax.random.key(9), 30).params, trained["params"])
+
+    other = ml_collections.ConfigDict(config.to_dict())
+    other.model.widths = tuple(2 * w for w in other.model.widths)
+    with pytest.raises(ValueError, match="do not fit this model"):
+        create_train_state(create_model(other.model), other, jax.random.key(9), 30)
+    ensemble = ml_collections.ConfigDict(config.to_dict())
+    ensemble.model.init_from = str(write_tiny_release(tmp_path / "ensemble"))
+    with pytest.raises(ValueError, match="ensemble of 2 runs"):
+        create_train_state(create_model(ensemble.model), ensemble, jax.random.key(9), 30)
+    (release / "params.msgpack").write_bytes(b"not the release")
+    with pytest.raises(ValueError, match="init_from.*sha256"):
+        create_train_state(create_model(config.model), config, jax.random.key(9), 30)

@@ -45,4 +45,7 @@ def load_run_config(name: str, profile: str | None = None) -> ml_collections.Con
 
     entry = run(name)
     config = load_config(entry.config, profile or entry.profile)
-    return apply_overrides(config, {**dict(entry.overrides), "name": name})
+    config = apply_overrides(config, {**dict(entry.overrides), "name": name})
+    if entry.init_from:
+        config.model.init_from = entry.init_from
+    return config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import flax.struct
@@ -84,6 +85,33 @@ def with_pretrained_trunk(variables: dict, model: ml_collections.ConfigDict, cac
     return out
 
 
+def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
+    """``variables`` replaced, every tree of them, by a single-run release's params and BatchNorm
+    statistics (``model.init_from``: continued training of an exported run). The release's
+    checksum is checked on loading; its tree and shapes must match this model exactly."""
+    from research.predict.release import ReleaseError, load_release  # no training import there
+
+    try:
+        release = load_release(release_dir)
+    except ReleaseError as err:
+        raise ValueError(f"model.init_from={str(release_dir)!r}: {err}") from err
+    if len(release.members) != 1:
+        raise ValueError(f"model.init_from={str(release_dir)!r} is an ensemble of {len(release.members)} "
+                         "runs; continued training starts from one run's release")
+    stored = release.members[0]
+    out = dict(variables)
+    for kind in ("params", "batch_stats"):
+        fresh, loaded = variables.get(kind, {}), stored.get(kind, {})
+        fresh_leaves = jax.tree_util.tree_leaves_with_path(fresh)
+        loaded_leaves = jax.tree_util.tree_leaves_with_path(loaded)
+        if [p for p, _ in fresh_leaves] != [p for p, _ in loaded_leaves] or any(
+                np.shape(a) != np.shape(b) for (_, a), (_, b) in zip(fresh_leaves, loaded_leaves)):
+            raise ValueError(f"model.init_from={str(release_dir)!r}: its {kind} do not fit this model "
+                             f"(architecture or image size differs from the release's config.json)")
+        out[kind] = jax.tree_util.tree_map(lambda _, b: jnp.asarray(b), fresh, loaded)
+    return out
+
+
 def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array,
                        steps_per_epoch: int) -> TrainState:
     """Initialise parameters on a dummy batch at the configured image size; a pretrained
@@ -97,6 +125,8 @@ def create_train_state(model, config: ml_collections.ConfigDict, rng: jax.Array,
     if config.model.get("init", "scratch") != "scratch":
         variables = with_pretrained_trunk(variables, config.model,
                                           config.data.get("pretrained_cache", str(DEFAULT_CACHE)))
+    if config.model.get("init_from", ""):
+        variables = with_release_weights(variables, config.model.init_from)
     return TrainState.create(apply_fn=model.apply, params=variables["params"],
                              batch_stats=variables.get("batch_stats", {}),
                              tx=make_optimizer(config.optimizer, steps_per_epoch))
