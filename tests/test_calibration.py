@@ -41,7 +41,7 @@ def test_calibrated_interval_reads_the_band_of_the_estimate():
         calibrated_interval([15.0], [2.0], 0.8, cal)
 
 
-@pytest.mark.parametrize("method", calibration.METHODS)
+@pytest.mark.parametrize("method", ("absolute", "normalised"))
 def test_conformal_coverage_on_synthetic_data_is_near_the_level(method):
     val, test = synthetic(6000, 0), synthetic(30000, 1)
     cal = calibration.calibrate(val, method, min_per_band=300)
@@ -58,6 +58,50 @@ def test_conformal_coverage_on_synthetic_data_is_near_the_level(method):
     # the uncalibrated comparison (estimate +- normal quantile x sd) is scored beside it
     uncal = table[(table["method"] == "uncalibrated") & (table["group_type"] == "overall")]
     assert len(uncal) == len(calibration.LEVELS)
+
+
+def shrunk(n: int, seed: int) -> pd.DataFrame:
+    """True ages over 0-80 whose estimates are pulled towards 35 (the young estimated too old, the
+    old too young), with noise growing with age: what a real age model does."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(0, 81, n)
+    est = 35 + 0.7 * (age - 35) + rng.normal(0, 2 + age / 10)
+    return pd.DataFrame({"age": age, "pred_age": est, "age_std": np.full(n, 5.0),
+                         "gender": rng.integers(0, 2, n), "race": rng.integers(0, 5, n)})
+
+
+def test_inverted_interval_is_every_true_age_whose_range_holds_the_estimate():
+    cal = {"method": "inverted", "true_ages": [10, 11, 12, 13],
+           "quantiles": {"0.9": {"low": [12.0, 13.0, 15.0, 16.0], "high": [18.0, 19.0, 21.0, 22.0]}}}
+    low, high = calibrated_interval([18.5, 15.0, 30.0, 5.0], [1, 1, 1, 1], 0.9, cal)
+    # 18.5: high(a) >= 18.5 from a = 11; low(a) <= 18.5 up to a = 13
+    np.testing.assert_array_equal(low, [11, 10, 13, 10])
+    np.testing.assert_array_equal(high, [13, 12, 13, 10])  # beyond the grid: its end ages
+    with pytest.raises(ValueError, match="no calibrated 0.8 interval"):
+        calibrated_interval([15.0], [2.0], 0.8, cal)
+
+
+def test_inverted_coverage_holds_at_every_true_age_where_conformal_misses_the_ends():
+    val, test = shrunk(8000, 0), shrunk(30000, 1)
+    groups = test["age"].map(lambda a: min(a // 10, 7))
+    by_method = {}
+    for method in ("absolute", "inverted"):
+        cal = calibration.calibrate(val, method)
+        low, high = calibrated_interval(test["pred_age"], test["age_std"], 0.9, cal)
+        by_method[method] = ((test["age"] >= low) & (test["age"] <= high)).groupby(groups).mean()
+    assert by_method["inverted"].between(0.86, 0.95).all(), by_method["inverted"]
+    assert by_method["absolute"].min() < 0.8  # the shrunk ends fall out of bands of the estimate
+    cal = calibration.calibrate(val, "inverted")
+    lows = np.asarray(cal["quantiles"]["0.9"]["low"])
+    assert (np.diff(lows) >= 0).all() and cal["neighbours"] == calibration.NEIGHBOURS
+
+
+def test_the_out_of_fold_choice_takes_the_interval_that_covers_every_age_group():
+    table = calibration.out_of_fold_coverage(shrunk(4000, 2))
+    assert set(table["method"]) == set(calibration.METHODS)
+    worst = table[table["group_type"] == "age_group"].groupby("method")["coverage"].min()
+    assert worst["inverted"] >= calibration.MIN_BAND_COVERAGE > worst["absolute"]
+    assert calibration.choose_method(table) == "inverted"
 
 
 def test_method_choice_prefers_the_narrowest_that_covers_every_age_group():

@@ -26,7 +26,7 @@ from research.configs import load_config
 from research.configs.predict import get_config
 from research.data.cache import decode_resize
 from research.models.age_distribution import apply_correction, label_prior_correction, mass_below, moments
-from research.models.age_interval import calibrated_interval
+from research.models.age_interval import calibrated_interval, describe_calibration
 from research.models.factory import create_model
 from research.predict import faces
 from research.predict.estimate import (
@@ -377,7 +377,7 @@ def test_cli_on_a_mixed_folder_writes_json_csv_and_annotations(tiny_release, bad
     last = captured.err.strip().splitlines()[-1]  # the summary line ends stderr
     assert last.startswith(f"{len(expected) + 1} photos (") and "faces/s" in last
     rules = json.loads((tiny_release / "rules.json").read_text())
-    assert payload["challenge"] == 25 and "split-conformal" in payload["interval"]
+    assert payload["challenge"] == 25 and describe_calibration(rules["interval"]) in payload["interval"]
     assert payload["age_correction"] == {"kind": "label_prior", "tau": 0.7}
     assert f"covered {100 * rules['coverage']['overall'][0]:.1f}%" in payload["interval"]
     assert payload["rule"]["rule"] == rules["challenges"]["25"]["default_rule"]

@@ -1,5 +1,5 @@
 """The prediction command's Challenge-N rules for the release as it ships: its age distribution after
-the age correction it carries (if any), the split-conformal interval calibrated on those estimates,
+the age correction it carries (if any), the age interval calibrated on those estimates (research.evaluation.calibration),
 and each rule's operating point, all chosen on validation and scored once on test.
 
 The command's rules (research.predict.rules applies them): ask for ID when
@@ -129,7 +129,7 @@ def write_rules(val: pd.DataFrame, test: pd.DataFrame, correction: dict | None, 
     the rules are made for)."""
     levels = tuple(sorted({*RULE_LEVELS, *calibration.LEVELS}))
     calibrations = {m: calibration.calibrate(val, m, levels) for m in calibration.METHODS}
-    method = calibration.choose_method(calibration.coverage_table(val, calibrations, (STATED_LEVEL,)))
+    method = calibration.choose_method(calibration.out_of_fold_coverage(val, levels=(STATED_LEVEL,)))
     interval = calibrations[method]
     coverage = calibration.coverage_table(test, {method: interval}, calibration.LEVELS, resamples, seed,
                                           level)
@@ -142,9 +142,7 @@ def write_rules(val: pd.DataFrame, test: pd.DataFrame, correction: dict | None, 
     record = {
         "release": release,
         "age_correction": correction,
-        "interval": {**interval, "stated_level": STATED_LEVEL,
-                     "chosen_on": f"validation: the narrowest method whose every age group covers at least "
-                                  f"{calibration.MIN_BAND_COVERAGE:g} at {STATED_LEVEL:g}"},
+        "interval": {**interval, "stated_level": STATED_LEVEL, "chosen_on": calibration.CHOSEN_ON},
         "coverage": coverage_summary(coverage, method, STATED_LEVEL),
         "rules": RULE_NAMES, "max_minor_pass_rate": max_minor_pass_rate,
         "criterion": f"fewest {decision.FRICTION} with {decision.FPR} <= max_minor_pass_rate on validation "

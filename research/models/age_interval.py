@@ -33,8 +33,38 @@ def calibrated_half_width(age, std, level: float, calibration: dict) -> np.ndarr
     raise ValueError(f"unknown calibration method {calibration['method']!r}")
 
 
+def inverted_interval(age, level: float, calibration: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of an inverted calibration (method "inverted"): the true ages ``a`` whose central
+    ``level`` range of validation estimates, [low(a), high(a)] (``quantiles[level]``, monotone in
+    ``a`` on the grid ``true_ages``), holds the estimate. A face of true age ``a`` is covered exactly
+    when its estimate falls in that range, so the stated level holds at every true age."""
+    table = calibration["quantiles"].get(level_key(level))
+    if table is None:
+        raise ValueError(f"no calibrated {level:g} interval; levels: {', '.join(calibration['quantiles'])}")
+    ages = np.asarray(calibration["true_ages"], dtype=float)
+    lows, highs = np.asarray(table["low"], dtype=float), np.asarray(table["high"], dtype=float)
+    age = np.asarray(age, dtype=float)
+    last = len(ages) - 1
+    low = ages[np.clip(np.searchsorted(highs, age, side="left"), 0, last)]  # first a with high(a) >= estimate
+    high = ages[np.clip(np.searchsorted(lows, age, side="right") - 1, 0, last)]  # last a with low(a) <= it
+    return low, np.maximum(high, low)
+
+
 def calibrated_interval(age, std, level: float, calibration: dict) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of the calibrated ``level`` interval around each estimate; low at least 0."""
+    if calibration["method"] == "inverted":
+        return inverted_interval(age, level, calibration)
     half = calibrated_half_width(age, std, level, calibration)
     age = np.asarray(age, dtype=float)
     return np.maximum(0.0, age - half), age + half
+
+
+def describe_calibration(calibration: dict) -> str:
+    """How a calibrated interval is made, in words (the command's output, the card and the report)."""
+    if calibration["method"] == "inverted":
+        return (f"inverted on the validation split: the true ages whose central range of validation "
+                f"estimates (the {calibration['neighbours']} faces nearest that age) holds the estimate, "
+                "so it covers its level at every true age")
+    kind = "absolute error" if calibration["method"] == "absolute" else "error in units of the model's sd"
+    return (f"split-conformal on the validation split ({kind} within {len(calibration['edges']) + 1} "
+            "bands of the estimate)")

@@ -19,6 +19,7 @@ import jax
 import ml_collections
 from tqdm import tqdm
 
+from research.models.age_interval import describe_calibration
 from research.predict.annotate import annotate, annotated_path
 from research.predict.pipeline import READ_STATUSES, Predictor, Tally, expand_paths, iter_records
 from research.predict.release import ReleaseError
@@ -36,8 +37,8 @@ def interval_note(decision: Decision, rules: dict | None) -> str:
     covered = rules["coverage"]
     share = "" if covered["level"] != decision.stated_level else (
         f"; on the test split it covered {100 * covered['overall'][0]:.1f}% of faces")
-    return (f"age_interval is the {100 * decision.stated_level:g}% interval, split-conformal on the "
-            f"validation split within bands of the estimate (method {decision.interval['method']}){share}")
+    return (f"age_interval is the {100 * decision.stated_level:g}% interval, "
+            f"{describe_calibration(decision.interval)}{share}")
 
 
 def rule_head(decision: Decision) -> dict:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from research.configs.predict import get_config
 from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS
+from research.models.age_interval import describe_calibration
 from research.predict.estimate import id_check
 from research.vocabulary import AGE_GROUPS, CHALLENGE_AGE, MINORS, YOUNG_ADULTS, band_label, in_band
 
@@ -108,9 +109,8 @@ def interval_line(rules: dict | None, z: float) -> str:
                 f"the model's own distribution (estimate ± z sd, z = {z:g}), not a calibrated interval.")
     c, interval = rules["coverage"], rules["interval"]
     worst = c["lowest_age_group"]
-    return (f"The age interval the command reports is the {100 * c['level']:g}% split-conformal interval "
-            f"calibrated on the validation split ({interval['method']} error within "
-            f"{len(interval['edges']) + 1} bands of the estimate): on the test split it covered "
+    return (f"The age interval the command reports is the {100 * c['level']:g}% interval, "
+            f"{describe_calibration(interval)}: on the test split it covered "
             f"{_share(c['overall'])} of faces, and {100 * worst['coverage']:.1f}% in its lowest age group "
             f"({worst['group']}).")
 

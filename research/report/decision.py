@@ -7,6 +7,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from research.configs import experiments
+from research.models.age_interval import describe_calibration
 from research.report.results import Results, blocks, interval, not_yet, num, pct, table
 from research.vocabulary import CHALLENGE_AGE
 
@@ -203,8 +204,7 @@ def calibration_numbers(results: Results) -> dict[str, object]:
     low, high = COVERAGE_RANGE
     return {
         "method": method,
-        "bands": len(record["edges"]) + 1,
-        "min_per_band": num(record["min_per_band"]),
+        "how": describe_calibration(record),
         "level": pct(TARGET_LEVEL, 0),
         "overall": pct(overall["coverage"]),
         "overall_ci": f"{pct(overall['coverage_low'])} to {pct(overall['coverage_high'])}",
@@ -248,9 +248,8 @@ def coverage_section(results: Results) -> Markdown:
         row[f"uncalibrated {pct(TARGET_LEVEL, 0)}"] = pct(raw["coverage"])
         rows.append(row)
     caption = (
-        f"Coverage of the calibrated age intervals on the test split ({method} split-conformal, quantiles "
-        f"per band of the estimate from validation, {len(record['edges']) + 1} bands of at least "
-        f"{num(record['min_per_band'])} faces), with 95% percentile bootstrap intervals and mean widths "
+        f"Coverage of the calibrated age intervals on the test split ({describe_calibration(record)}), "
+        f"with 95% percentile bootstrap intervals and mean widths "
         f"(years); last column: estimate ± the normal quantile × sd, uncalibrated (results/{COVERAGE})."
     )
     figure = results.figure(

@@ -9,6 +9,7 @@ import pandas as pd
 from IPython.display import Markdown
 
 from research.configs import experiments
+from research.models.age_interval import describe_calibration
 from research.report.results import Results, blocks, interval, not_yet, num, paragraph, pct, table
 
 METRIC_LABELS = {
@@ -115,9 +116,9 @@ def interval_note(results: Results, pred: dict) -> str:
     """What interval the command states: the calibrated one its release carries (results/rules/), else
     the uncalibrated spread of the model's distribution that the consistency check ran with."""
     if results.exists("rules/rules.json"):
-        level = results.json("rules/rules.json")["coverage"]["level"]
-        return (f"(The age interval the command reports is the {pct(level, 0)} split-conformal interval the "
-                "release carries, calibrated on validation; see the decision section.)")
+        rules = results.json("rules/rules.json")
+        return (f"(The age interval the command reports is the {pct(rules['coverage']['level'], 0)} interval "
+                f"the release carries, {describe_calibration(rules['interval'])}; see the decision section.)")
     return (f"(The age interval the command reports is the estimate ± {pred['predict_config']['interval_z']} "
             "standard deviations of the model's own age distribution, not a calibrated interval.)")
 
