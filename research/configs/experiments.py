@@ -115,6 +115,14 @@ RUNS: dict[str, Run] = {
                                       ("optimizer.trunk_freeze_epochs", 0.0),
                                       ("optimizer.warmup_epochs", 0.25), ("data.exclude_nonfaces", True)),
                                      init_from="results/models/dlib_resnet_robust_cpu"),
+    # A second leg from the first's export (its training MAE was still falling fast, and level with
+    # validation): 6 more epochs, the heads at a lower peak rate, the trunk at the same peak.
+    "dlib_resnet_continued2_cpu": Run("dlib_resnet_multitask", "cpu",
+                                      (*ROBUST_AUGMENT, ("optimizer.num_epochs", 6),
+                                       ("optimizer.learning_rate", 3e-4), ("optimizer.trunk_lr_scale", 0.1),
+                                       ("optimizer.trunk_freeze_epochs", 0.0),
+                                       ("optimizer.warmup_epochs", 0.25), ("data.exclude_nonfaces", True)),
+                                      init_from="results/models/dlib_resnet_continued_cpu"),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they
 # are; `make results/runs/NAME/metrics_test.json` trains and scores one (30-45 minutes each here).
