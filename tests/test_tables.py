@@ -130,3 +130,26 @@ def test_pretraining_table_pairs_each_pretrained_run_with_its_control(tmp_path):
     assert table.loc["mobilenet_v2_scratch_cpu", "pretrained on (licence)"] == "-"
     assert row["age_MAE"].startswith(f"{metrics['age_mae']:.2f} [")
     assert row["params_M"] == 2.38 and row["GFLOPs_per_face"] == 0.23 and row["train_minutes"] == 10.0
+
+
+def test_a_continued_run_states_the_epochs_and_minutes_of_its_whole_lineage(tmp_path):
+    """A run that starts from another's release (model.init_from) adds that run's epochs and training
+    time (recursively) to its own in the pretraining table."""
+    from research.report.tables import pretraining_table
+
+    results = tmp_path / "results"
+    runs = ("dlib_resnet_robust_cpu", "dlib_resnet_continued_cpu", "dlib_resnet_continued2_cpu")
+    base = {"protocol": "utkface", "profile": "cpu", "image_size": 112, "device_kind": "cpu", "num_devices": 1}
+    model = {"name": "dlib_resnet", "init": "face"}
+    write_run(results / "runs" / runs[0], {**base, "epochs": 6, "wall_time_s": 600.0, "config": {"model": model}},
+              seed=0)
+    for parent, name in zip(runs, runs[1:]):
+        release = results / "models" / parent
+        release.mkdir(parents=True)
+        (release / "metadata.json").write_text(json.dumps({"source_run": {"path": f"results/runs/{parent}"}}))
+        continued = {**model, "init_from": f"results/models/{parent}"}
+        write_run(results / "runs" / name, {**base, "epochs": 4, "wall_time_s": 300.0,
+                                             "config": {"model": continued}}, seed=1)
+    table = pretraining_table(results, {}, ensembles=(), recipes=dict.fromkeys(runs, "")).set_index("run")
+    assert list(table["epochs"]) == [6, 10, 14]
+    assert list(table["train_minutes"]) == [10.0, 15.0, 20.0]
