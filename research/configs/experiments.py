@@ -81,6 +81,16 @@ def _seed_run(seed: int) -> Run:
     return Run("cnn_baseline", "cpu", (("seed", seed),))
 
 
+def _continued(release: str, epochs: int, learning_rate: float, trunk_lr_scale: float) -> Run:
+    """The dlib network with the robust augmentations, continued from ``release``'s committed export:
+    no frozen start (its heads are trained), a short warm-up, the confirmed non-faces left out."""
+    return Run("dlib_resnet_multitask", "cpu",
+               (*ROBUST_AUGMENT, ("optimizer.num_epochs", epochs), ("optimizer.learning_rate", learning_rate),
+                ("optimizer.trunk_lr_scale", trunk_lr_scale), ("optimizer.trunk_freeze_epochs", 0.0),
+                ("optimizer.warmup_epochs", 0.25), ("data.exclude_nonfaces", True)),
+               init_from=f"results/models/{release}")
+
+
 # name -> run. The gpu-profile runs need a GPU (`make gpu`); their results are committed.
 RUNS: dict[str, Run] = {
     "cnn_baseline": Run("cnn_baseline", "cpu"),
@@ -109,20 +119,10 @@ RUNS: dict[str, Run] = {
     # Its continuation: 4 more epochs from its exported weights (after 6 its training MAE, with
     # augmentation, was still above the validation MAE: under-trained), the trunk at 5x its rate
     # (its heads are trained, so no frozen start), the confirmed non-faces left out of training.
-    "dlib_resnet_continued_cpu": Run("dlib_resnet_multitask", "cpu",
-                                     (*ROBUST_AUGMENT, ("optimizer.num_epochs", 4),
-                                      ("optimizer.learning_rate", 5e-4), ("optimizer.trunk_lr_scale", 0.05),
-                                      ("optimizer.trunk_freeze_epochs", 0.0),
-                                      ("optimizer.warmup_epochs", 0.25), ("data.exclude_nonfaces", True)),
-                                     init_from="results/models/dlib_resnet_robust_cpu"),
+    "dlib_resnet_continued_cpu": _continued("dlib_resnet_robust_cpu", 4, 5e-4, 0.05),
     # A second leg from the first's export (its training MAE was still falling fast, and level with
     # validation): 6 more epochs, the heads at a lower peak rate, the trunk at the same peak.
-    "dlib_resnet_continued2_cpu": Run("dlib_resnet_multitask", "cpu",
-                                      (*ROBUST_AUGMENT, ("optimizer.num_epochs", 6),
-                                       ("optimizer.learning_rate", 3e-4), ("optimizer.trunk_lr_scale", 0.1),
-                                       ("optimizer.trunk_freeze_epochs", 0.0),
-                                       ("optimizer.warmup_epochs", 0.25), ("data.exclude_nonfaces", True)),
-                                      init_from="results/models/dlib_resnet_continued_cpu"),
+    "dlib_resnet_continued2_cpu": _continued("dlib_resnet_continued_cpu", 6, 3e-4, 0.1),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they
 # are; `make results/runs/NAME/metrics_test.json` trains and scores one (30-45 minutes each here).
