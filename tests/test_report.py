@@ -128,6 +128,25 @@ def test_pretraining_section_states_each_effect_from_the_metrics(tmp_path):
     assert "{#tbl-pretraining}" in text and "Not yet produced" in text  # the runs' loss curves are absent
 
 
+def test_a_continued_run_is_set_beside_the_run_it_continued(tmp_path):
+    from research.configs.experiments import Run
+    from research.report.pretraining import continuation_sentences
+
+    (tmp_path / "report").mkdir()
+    for run, mae, gender, eth, epochs in (("base", 5.0, 0.93, 0.85, 6), ("more", 4.7, 0.94, 0.86, 4)):
+        folder = tmp_path / "results" / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "metrics_test.json").write_text(json.dumps({"age_mae": mae, "gender_accuracy": gender,
+                                                              "ethnicity_accuracy": eth}))
+        (folder / "summary.json").write_text(json.dumps({"epochs": epochs}))
+    results = Results(tmp_path / "report")
+    runs = {"base": Run("c", "cpu"), "more": Run("c", "cpu", init_from="results/models/base"),
+            "orphan": Run("c", "cpu", init_from="results/models/absent")}
+    assert continuation_sentences(results, runs) == [
+        "more continues base from its export for 4 more epochs: test age MAE 5.00 to 4.70 years, "
+        "gender accuracy 93.0% to 94.0%, ethnicity 85.0% to 86.0%."]
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")

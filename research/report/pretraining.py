@@ -29,6 +29,25 @@ def pretraining_effects(results: Results, pairs: dict[str, str] = experiments.PR
     return effects
 
 
+def continuation_sentences(results: Results, runs: dict = experiments.RUNS) -> list[str]:
+    """For each scored run that continues another's release (``init_from``, a folder named after
+    its run): how many more epochs, and its test metrics beside those of the run it continued."""
+    sentences = []
+    for name, entry in runs.items():
+        parent = entry.init_from.rstrip("/").rsplit("/", 1)[-1] if entry.init_from else ""
+        files = [f"runs/{n}/metrics_test.json" for n in (name, parent)]
+        if not parent or not all(results.exists(f) for f in files):
+            continue
+        mine, theirs = (results.json(f) for f in files)
+        epochs = results.json(f"runs/{name}/summary.json")["epochs"]
+        sentences.append(
+            f"{name} continues {parent} from its export for {epochs} more epochs: test age MAE "
+            f"{num(theirs['age_mae'], 2)} to {num(mine['age_mae'], 2)} years, gender accuracy "
+            f"{num(100 * theirs['gender_accuracy'], 1)}% to {num(100 * mine['gender_accuracy'], 1)}%, ethnicity "
+            f"{num(100 * theirs['ethnicity_accuracy'], 1)}% to {num(100 * mine['ethnicity_accuracy'], 1)}%.")
+    return sentences
+
+
 def _effect_sentence(effect: dict, names: dict[str, str]) -> str:
     change = effect["control_mae"] - effect["mae"]
     direction = "lower" if change > 0 else "raise"
@@ -47,7 +66,7 @@ def pretraining_section(results: Results) -> Markdown:
     if "run" not in frame.columns:
         return not_yet("make all (the pretrained runs and their controls are not trained yet)")
     names = {row.run: f"{row.architecture}" for row in frame.itertuples()}
-    sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)]
+    sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)] + continuation_sentences(results)
     missing = [c for p, c in experiments.PRETRAINED_RUNS.items() if p in names and c not in names]
     if missing:
         sentences.append(f"Not yet trained: {', '.join(missing)} (the from-scratch control"
