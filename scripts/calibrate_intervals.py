@@ -1,9 +1,10 @@
 """Calibrate the release's age interval on validation (split-conformal within bands of the
-estimate) and score its coverage on test, from predictions files only.
+estimate, or inverted per true age; research.evaluation.calibration) and score its coverage on
+test, from predictions files only.
 
     python scripts/calibrate_intervals.py [--run RELEASE] [--resamples 2000] [--seed 0]
 
-Writes results/calibration/intervals.json (the quantiles per estimate band that
+Writes results/calibration/intervals.json (the chosen calibration, which
 research.models.age_interval.calibrated_interval reads), coverage.csv and coverage.png
 (research.evaluation.calibration).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from research.configs.experiments import EVALUATION, RELEASE
 from research.errors import cli
 from research.evaluation.calibration import CHOICE_LEVEL, write_calibration
+from research.models.age_interval import describe_calibration
 from research.runs.folder import RunFolder
 
 
@@ -29,9 +31,7 @@ def main() -> None:
     record = write_calibration(folder.predictions("val"), folder.predictions("test"),
                                [folder.predictions_file(s) for s in ("val", "test")], args.run, args.out,
                                args.resamples, args.seed, EVALUATION.level)
-    widths = [round(q, 2) for q in record["quantiles"][f"{CHOICE_LEVEL:g}"]]
-    print(f"{args.out / 'intervals.json'}: method {record['method']}, {len(widths)} estimate bands; "
-          f"{CHOICE_LEVEL:g} quantiles {widths}")
+    print(f"{args.out / 'intervals.json'}: {CHOICE_LEVEL:g} interval {describe_calibration(record)}")
 
 
 if __name__ == "__main__":
