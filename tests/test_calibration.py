@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from research.evaluation import calibration
-from research.models.age_interval import calibrated_interval
+from research.models.age_interval import calibrated_interval, describe_calibration
 
 
 def synthetic(n: int, seed: int) -> pd.DataFrame:
@@ -132,3 +132,27 @@ def test_write_calibration_writes_the_quantiles_coverage_and_figure(tmp_path):
     assert set(coverage["method"]) == {*calibration.METHODS, "uncalibrated"}
     assert (coverage["coverage_low"] <= coverage["coverage"] + 1e-9).all()
     assert (tmp_path / "out" / "coverage.png").stat().st_size > 10_000
+
+
+def test_the_script_calibrates_a_run_and_names_the_chosen_interval(tmp_path, monkeypatch, capsys):
+    """scripts/calibrate_intervals.py end to end on a run folder's prediction files (any method)."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "runs" / "synthetic"
+    run.mkdir(parents=True)
+    for split, seed in (("val", 4), ("test", 5)):
+        frame = shrunk(1500, seed)
+        frame.insert(0, "file", [f"{i}.jpg" for i in range(len(frame))])
+        frame["pred_gender"], frame["p_female"], frame["pred_race"] = frame["gender"], 0.5, frame["race"]
+        for k in range(5):
+            frame[f"p_race{k}"] = 0.2
+        frame.to_csv(run / f"predictions_{split}.csv", index=False)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "calibrate_intervals.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--run", "synthetic", "--runs-dir", str(tmp_path / "runs"),
+                                      "--out", str(tmp_path / "out"), "--resamples", "20"])
+    runpy.run_path(str(script), run_name="__main__")
+    record = json.loads((tmp_path / "out" / "intervals.json").read_text())
+    assert record["method"] == "inverted"  # the shrunk estimates miss teenagers in bands of the estimate
+    assert describe_calibration(record) in capsys.readouterr().out
