@@ -475,7 +475,8 @@ def test_decision_numbers_judge_the_targets_from_the_files(tmp_path):
     cn = rd.calibration_numbers(results)
     assert (cn["overall"], cn["overall_met"], cn["groups_met"]) == ("90.5%", True, False)
     assert (cn["worst_group"], cn["short"], cn["raw"]) == ("13-17", "13-17 (71.0%)", "95.0%")
-    assert cn["how"] == "split-conformal on the validation split (absolute error within 3 bands of the estimate)"
+    assert cn["how"] == ("split-conformal on the validation split (absolute error within 3 bands of the "
+                         "estimate)")
     table_md = rd.operating_table(results).data
     assert "| estimate − z·sd < N | 25 | z = 1.5 |" in table_md and "{#tbl-decision-points}" in table_md
     assert "| 13-17 | 100 | 71.0% [69.0, 73.0] | 20.0 | 88.0% |" in rd.coverage_section(results).data

@@ -139,11 +139,12 @@ def test_a_continued_run_states_the_epochs_and_minutes_of_its_whole_lineage(tmp_
 
     results = tmp_path / "results"
     runs = ("dlib_resnet_robust_cpu", "dlib_resnet_continued_cpu", "dlib_resnet_continued2_cpu")
-    base = {"protocol": "utkface", "profile": "cpu", "image_size": 112, "device_kind": "cpu", "num_devices": 1}
+    base = {"protocol": "utkface", "profile": "cpu", "image_size": 112, "device_kind": "cpu",
+            "num_devices": 1}
     model = {"name": "dlib_resnet", "init": "face"}
-    write_run(results / "runs" / runs[0], {**base, "epochs": 6, "wall_time_s": 600.0, "config": {"model": model}},
-              seed=0)
-    for parent, name in zip(runs, runs[1:]):
+    write_run(results / "runs" / runs[0], {**base, "epochs": 6, "wall_time_s": 600.0,
+                                           "config": {"model": model}}, seed=0)
+    for parent, name in zip(runs, runs[1:], strict=False):
         release = results / "models" / parent
         release.mkdir(parents=True)
         (release / "metadata.json").write_text(json.dumps({"source_run": {"path": f"results/runs/{parent}"}}))

@@ -13,7 +13,7 @@ import pandas as pd
 
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
-from research.runs.folder import PREDICTION_COLUMNS, RunFolder, run_seconds
+from research.runs.folder import PREDICTION_COLUMNS, RunFolder, lineage
 from research.vocabulary import NUM_ETHNICITIES
 
 RACE_COLUMNS = [f"p_race{i}" for i in range(NUM_ETHNICITIES)]
@@ -124,7 +124,7 @@ def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
         "val_age_mae": float((mixed["val"]["pred_age"] - mixed["val"]["age"]).abs().mean()),
         "member_devices": {m: summaries[m].get("device_kind") for m in members},
         "member_wall_time_s": {m: summaries[m].get("wall_time_s") for m in members},
-        "wall_time_s": sum(run_seconds(summaries[m]) for m in members),
+        "wall_time_s": sum(lineage(runs_dir, summaries[m])[0] for m in members),
         "device_kind": "+".join(sorted({str(summaries[m].get("device_kind")) for m in members})),
         "image_size": "+".join(map(str, sorted({summaries[m]["image_size"] for m in members}, reverse=True))),
         "reduced_run": any(summaries[m].get("reduced_run") for m in members),

@@ -1,6 +1,7 @@
 """The prediction command's Challenge-N rules for the release as it ships: its age distribution after
-the age correction it carries (if any), the age interval calibrated on those estimates (research.evaluation.calibration),
-and each rule's operating point, all chosen on validation and scored once on test.
+the age correction it carries (if any), the age interval calibrated on those estimates
+(research.evaluation.calibration), and each rule's operating point, all chosen on validation and
+scored once on test.
 
 The command's rules (research.predict.rules applies them): ask for ID when
 

@@ -40,11 +40,13 @@ def continuation_sentences(results: Results, runs: dict = experiments.RUNS) -> l
             continue
         mine, theirs = (results.json(f) for f in files)
         epochs = results.json(f"runs/{name}/summary.json")["epochs"]
+        pct = {k: (num(100 * theirs[k], 1), num(100 * mine[k], 1))
+               for k in ("gender_accuracy", "ethnicity_accuracy")}
         sentences.append(
             f"{name} continues {parent} from its export for {epochs} more epochs: test age MAE "
             f"{num(theirs['age_mae'], 2)} to {num(mine['age_mae'], 2)} years, gender accuracy "
-            f"{num(100 * theirs['gender_accuracy'], 1)}% to {num(100 * mine['gender_accuracy'], 1)}%, ethnicity "
-            f"{num(100 * theirs['ethnicity_accuracy'], 1)}% to {num(100 * mine['ethnicity_accuracy'], 1)}%.")
+            f"{pct['gender_accuracy'][0]}% to {pct['gender_accuracy'][1]}%, ethnicity "
+            f"{pct['ethnicity_accuracy'][0]}% to {pct['ethnicity_accuracy'][1]}%.")
     return sentences
 
 
@@ -66,7 +68,8 @@ def pretraining_section(results: Results) -> Markdown:
     if "run" not in frame.columns:
         return not_yet("make all (the pretrained runs and their controls are not trained yet)")
     names = {row.run: f"{row.architecture}" for row in frame.itertuples()}
-    sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)] + continuation_sentences(results)
+    sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)]
+    sentences += continuation_sentences(results)
     missing = [c for p, c in experiments.PRETRAINED_RUNS.items() if p in names and c not in names]
     if missing:
         sentences.append(f"Not yet trained: {', '.join(missing)} (the from-scratch control"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.configs import experiments
-from research.runs.folder import run_seconds
+from research.runs.folder import lineage, run_seconds
 
 
 def _interval(metrics: dict, name: str, scale: float = 1.0, digits: int = 2) -> str:
@@ -199,25 +199,11 @@ def _architecture(models: dict, name: str) -> dict:
     return models.get((entry.config, entry.profile), {})
 
 
-def _lineage(results: Path, name: str, summary: dict) -> tuple[float, int]:
-    """Training seconds and epochs of a run with those of the runs it continued (``init_from``: a
-    release whose metadata names its source run), so that a continuation states its whole cost."""
-    seconds, epochs = run_seconds(summary), int(summary["epochs"])
-    init_from = summary["config"]["model"].get("init_from", "")
-    if init_from:
-        meta = json.loads((Path(results).parent / init_from / "metadata.json").read_text())
-        parent = Path(meta["source_run"]["path"]).name
-        parent_summary = json.loads((Path(results) / "runs" / parent / "summary.json").read_text())
-        more_seconds, more_epochs = _lineage(results, parent, parent_summary)
-        seconds, epochs = seconds + more_seconds, epochs + more_epochs
-    return seconds, epochs
-
-
 def _pretraining_row(results: Path, name: str, sources: dict, models: dict, recipe: str = "") -> dict | None:
     if not (scored := _scored_run(results, name)):
         return None
     m, s = scored
-    seconds, epochs = _lineage(results, name, s)
+    seconds, epochs = lineage(Path(results) / "runs", s)
     model = s["config"]["model"]
     source = next((v for v in sources.values()
                    if (v["model"], v["init"]) == (model["name"], model["init"])), None)
