@@ -454,6 +454,8 @@ def test_the_committed_model_card_is_current_and_states_the_calibrated_interval_
     entry = rules["challenges"]["25"]
     point = entry["rules"][entry["default_rule"]]
     assert f"its cost is asking {100 * point['test']['friction_25plus'][0]:.1f}" in card
+    init_from = load_release(DEFAULT_RELEASE).config.model.get("init_from", "")
+    assert not init_from or f"continuing the release `{init_from}`" in card  # a continued run says so
     # re-rendered from the release folder and results files alone (no checkpoint), it is the committed card
     copy = tmp_path / DEFAULT_RELEASE.name
     shutil.copytree(DEFAULT_RELEASE, copy)

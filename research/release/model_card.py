@@ -20,7 +20,7 @@ from research.evaluation.breakdowns import INTERVAL_METHODS
 from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS, FRICTION_YOUNG
 from research.models.factory import describe_architecture, describe_initialisation
 from research.release.card_command import command_section, interval_line
-from research.runs.folder import RunFolder
+from research.runs.folder import RunFolder, lineage
 from research.vocabulary import CHALLENGE_AGE, MINORS, PROTOCOLS, YOUNG_ADULTS, band_label
 
 METRIC_LABELS = {
@@ -121,9 +121,13 @@ def source_lines(metadata: dict, config: dict, run: Path) -> list[str]:
     src = metadata["source_run"]
     members = src.get("members")
     if not members:
+        init_from = config["model"].get("init_from", "")
+        seconds, epochs = lineage(Path(run).parent, RunFolder(run).summary())
+        continued = (f", continuing the release `{init_from}` ({epochs} epochs and {seconds / 60:.0f} "
+                     "training minutes in all, counting the runs it continued)" if init_from else "")
         return [f"- Trained from run `{src['path']}` (commit `{src['trained_at_commit']}`), "
-                f"{src['epochs']} epochs on {_device(run)}, best epoch {src['best_epoch']} by validation "
-                "age MAE."]
+                f"{src['epochs']} epochs on {_device(run)}{continued}, best epoch {src['best_epoch']} by "
+                "validation age MAE."]
     how = ("with equal weights" if config["ensemble"]["weighting"] == "equal" else
            "with the weights below, chosen on the validation split by greedy selection (scripts/ensemble.py)")
     lines = [f"- An ensemble of {len(members)} networks of this architecture trained from different seeds "
