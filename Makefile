@@ -227,7 +227,7 @@ results/bench/augment_throughput.csv: $(CODE_bench_augment) | venv
 	$(STAGE)$(PY) scripts/bench_augment.py
 	$(RECORD)
 
-# Split-conformal age intervals of the release, calibrated on validation, coverage on test.
+# The release's age intervals (split-conformal or inverted), calibrated on validation, coverage on test.
 results/calibration/intervals.json: KEYS = --key registry:EVALUATION
 results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_val.csv predictions_test.csv) \
                                     $(CODE_calibrate_intervals) | venv

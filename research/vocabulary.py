@@ -52,3 +52,15 @@ def band_label(band: tuple[int, int]) -> str:
 def band_key(band: tuple[int, int]) -> str:
     """'13_17' for (13, 17): the suffix of metric names (``challenge25_fpr_13_17``)."""
     return f"{band[0]}_{band[1]}"
+
+
+def describe_calibration(calibration: dict) -> str:
+    """How a calibrated age interval (research.evaluation.calibration) is made, in words: for the
+    command's output, the model card and the report."""
+    if calibration["method"] == "inverted":
+        return (f"inverted on the validation split: the true ages whose central range of validation "
+                f"estimates (the {calibration['neighbours']} faces nearest that age) holds the estimate, "
+                "so that its level is aimed at for each true age, not only on average")
+    kind = "absolute error" if calibration["method"] == "absolute" else "error in units of the model's sd"
+    return (f"split-conformal on the validation split ({kind} within {len(calibration['edges']) + 1} "
+            "bands of the estimate)")

@@ -15,8 +15,8 @@ from pathlib import Path
 from research.configs.experiments import EVALUATION, RELEASE
 from research.errors import cli
 from research.evaluation.calibration import CHOICE_LEVEL, write_calibration
-from research.models.age_interval import describe_calibration
 from research.runs.folder import RunFolder
+from research.vocabulary import describe_calibration
 
 
 def main() -> None:

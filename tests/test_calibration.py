@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from research.evaluation import calibration
-from research.models.age_interval import calibrated_interval, describe_calibration
+from research.models.age_interval import calibrated_interval
+from research.vocabulary import describe_calibration
 
 
 def synthetic(n: int, seed: int) -> pd.DataFrame:
@@ -73,10 +74,16 @@ def shrunk(n: int, seed: int) -> pd.DataFrame:
 def test_inverted_interval_is_every_true_age_whose_range_holds_the_estimate():
     cal = {"method": "inverted", "true_ages": [10, 11, 12, 13],
            "quantiles": {"0.9": {"low": [12.0, 13.0, 15.0, 16.0], "high": [18.0, 19.0, 21.0, 22.0]}}}
-    low, high = calibrated_interval([18.5, 15.0, 30.0, 5.0], [1, 1, 1, 1], 0.9, cal)
+    low, high = calibrated_interval([18.5, 15.0], [1, 1], 0.9, cal)
     # 18.5: high(a) >= 18.5 from a = 11; low(a) <= 18.5 up to a = 13
-    np.testing.assert_array_equal(low, [11, 10, 13, 10])
-    np.testing.assert_array_equal(high, [13, 12, 13, 10])  # beyond the grid: its end ages
+    np.testing.assert_array_equal(low, [11, 10])
+    np.testing.assert_array_equal(high, [13, 12])
+    # beyond the range of the estimates (above high(13), below low(10)): the interval of the nearest
+    # end, every age whose range reaches it, not one end age alone
+    ends = {**cal, "quantiles": {"0.9": {"low": [12.0, 12.0, 15.0, 16.0], "high": [18.0, 19.0, 22.0, 22.0]}}}
+    low, high = calibrated_interval([30.0, 5.0], [1, 1], 0.9, ends)
+    np.testing.assert_array_equal(low, [12, 10])
+    np.testing.assert_array_equal(high, [13, 11])
     with pytest.raises(ValueError, match="no calibrated 0.8 interval"):
         calibrated_interval([15.0], [2.0], 0.8, cal)
 

@@ -26,7 +26,7 @@ from research.configs import load_config
 from research.configs.predict import get_config
 from research.data.cache import decode_resize
 from research.models.age_distribution import apply_correction, label_prior_correction, mass_below, moments
-from research.models.age_interval import calibrated_interval, describe_calibration
+from research.models.age_interval import calibrated_interval
 from research.models.factory import create_model
 from research.predict import faces
 from research.predict.estimate import (
@@ -43,6 +43,7 @@ from research.predict.rules import Decision
 from research.release import export, model_card
 from research.runs import checkpoints
 from research.training.state import create_train_state
+from research.vocabulary import describe_calibration
 from scripts.predict import main as predict_main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -142,14 +142,14 @@ def test_a_continued_run_states_the_epochs_and_minutes_of_its_whole_lineage(tmp_
     base = {"protocol": "utkface", "profile": "cpu", "image_size": 112, "device_kind": "cpu",
             "num_devices": 1}
     model = {"name": "dlib_resnet", "init": "face"}
-    write_run(results / "runs" / runs[0], {**base, "epochs": 6, "wall_time_s": 600.0,
+    write_run(results / "runs" / runs[0], {**base, "name": runs[0], "epochs": 6, "wall_time_s": 600.0,
                                            "config": {"model": model}}, seed=0)
     for parent, name in zip(runs, runs[1:], strict=False):
         release = results / "models" / parent
         release.mkdir(parents=True)
         (release / "metadata.json").write_text(json.dumps({"source_run": {"path": f"results/runs/{parent}"}}))
         continued = {**model, "init_from": f"results/models/{parent}"}
-        write_run(results / "runs" / name, {**base, "epochs": 4, "wall_time_s": 300.0,
+        write_run(results / "runs" / name, {**base, "name": name, "epochs": 4, "wall_time_s": 300.0,
                                              "config": {"model": continued}}, seed=1)
     table = pretraining_table(results, {}, ensembles=(), recipes=dict.fromkeys(runs, "")).set_index("run")
     assert list(table["epochs"]) == [6, 10, 14]

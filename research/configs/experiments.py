@@ -117,11 +117,12 @@ RUNS: dict[str, Run] = {
     "dlib_resnet_robust_cpu": Run("dlib_resnet_multitask", "cpu",
                                   (*ROBUST_AUGMENT, ("optimizer.num_epochs", 6))),
     # Its continuation: 4 more epochs from its exported weights (after 6 its training MAE, with
-    # augmentation, was still above the validation MAE: under-trained), the trunk at 5x its rate
-    # (its heads are trained, so no frozen start), the confirmed non-faces left out of training.
+    # augmentation, was still above the validation MAE: under-trained), the trunk's peak rate 2.5x
+    # its (5e-4 x 0.05 against 1e-3 x 0.01; its heads are trained, so no frozen start), the
+    # confirmed non-faces left out of training.
     "dlib_resnet_continued_cpu": _continued("dlib_resnet_robust_cpu", 4, 5e-4, 0.05),
     # A second leg from the first's export (its training MAE was still falling fast, and level with
-    # validation): 6 more epochs, the heads at a lower peak rate, the trunk at the same peak.
+    # validation): 6 more epochs, the heads at a lower peak rate, the trunk's about the same (3e-5).
     "dlib_resnet_continued2_cpu": _continued("dlib_resnet_continued_cpu", 6, 3e-4, 0.1),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they

@@ -38,10 +38,10 @@ from scipy.optimize import isotonic_regression
 
 from research.data.archive import sha256_file
 from research.evaluation.bootstrap import bootstrap_means, percentile_interval
-from research.models.age_interval import calibrated_interval, describe_calibration, level_key
+from research.models.age_interval import calibrated_interval, level_key
 from research.outputs import save_figure, write_csv, write_json
 from research.provenance import provenance
-from research.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS, age_group
+from research.vocabulary import AGE_GROUPS, ETHNICITIES, GENDERS, age_group, describe_calibration
 
 LEVELS = (0.8, 0.9, 0.95)
 METHODS = ("absolute", "normalised", "inverted")
@@ -230,7 +230,7 @@ def plot_coverage(test: pd.DataFrame, method: str):
         cover_ax.axhline(100 * level, color=color, ls=":", lw=1)
         width_ax.bar(offset, part["mean_width"], step, color=color, label=label)
     cover_ax.set(ylabel="Test faces covered (%)", ylim=(50, 100),
-                 title=f"Coverage per age group on test ({method} split-conformal, calibrated on validation; "
+                 title=f"Coverage per age group on test ({method} interval, calibrated on validation; "
                        "dotted: stated level)")
     width_ax.set(ylabel="Mean interval width (years)", xlabel="True age group")
     width_ax.set_xticks(x, groups)

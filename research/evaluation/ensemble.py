@@ -13,7 +13,7 @@ import pandas as pd
 
 from research.outputs import write_csv, write_json
 from research.provenance import provenance
-from research.runs.folder import PREDICTION_COLUMNS, RunFolder, lineage
+from research.runs.folder import PREDICTION_COLUMNS, RunFolder, lineage_summaries, run_seconds
 from research.vocabulary import NUM_ETHNICITIES
 
 RACE_COLUMNS = [f"p_race{i}" for i in range(NUM_ETHNICITIES)]
@@ -118,13 +118,14 @@ def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
                                  "greedy_steps": greedy_steps, "weights": used,
                                  "combine": "weighted mixture of predicted distributions"})
     first = summaries[members[0]]
+    trained = {n: s for m in members for n, s in lineage_summaries(runs_dir, summaries[m]).items()}
     summary = {
         "name": name, "kind": "ensemble", "protocol": first["protocol"], "members": members,
         "weighting": recipe.weighting, "greedy_steps": greedy_steps, "weights": used,
         "val_age_mae": float((mixed["val"]["pred_age"] - mixed["val"]["age"]).abs().mean()),
         "member_devices": {m: summaries[m].get("device_kind") for m in members},
         "member_wall_time_s": {m: summaries[m].get("wall_time_s") for m in members},
-        "wall_time_s": sum(lineage(runs_dir, summaries[m])[0] for m in members),
+        "wall_time_s": sum(run_seconds(s) for s in trained.values()),  # a shared ancestor counted once
         "device_kind": "+".join(sorted({str(summaries[m].get("device_kind")) for m in members})),
         "image_size": "+".join(map(str, sorted({summaries[m]["image_size"] for m in members}, reverse=True))),
         "reduced_run": any(summaries[m].get("reduced_run") for m in members),

@@ -15,9 +15,9 @@ validation (``decision.choose_parameter``); the default rule at N is the rule wh
 asks the fewest adults 25+ on validation among those that reach that cap there.
 
 rules.json is what the release carries (research/release/rules.py copies it): release (the params
-it is made for), age_correction,
-interval (the calibration: method, edges, quantiles per level; stated_level), coverage (the stated
-interval on test, overall and per age group), challenges: {N: {default_rule, rules: {rule:
+it is made for), age_correction, interval (the calibration in research.evaluation.calibration's
+format for its method; stated_level), coverage (the stated interval on test, overall and per age
+group), challenges: {N: {default_rule, rules: {rule:
 {parameter, target_reached_on_validation, validation, test}}}}, and where it came from.
 """
 

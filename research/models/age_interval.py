@@ -43,7 +43,8 @@ def inverted_interval(age, level: float, calibration: dict) -> tuple[np.ndarray,
         raise ValueError(f"no calibrated {level:g} interval; levels: {', '.join(calibration['quantiles'])}")
     ages = np.asarray(calibration["true_ages"], dtype=float)
     lows, highs = np.asarray(table["low"], dtype=float), np.asarray(table["high"], dtype=float)
-    age = np.asarray(age, dtype=float)
+    # Beyond the validation estimates' range, the interval of the nearest end (not a single end age).
+    age = np.clip(np.asarray(age, dtype=float), lows[0], highs[-1])
     last = len(ages) - 1
     low = ages[np.clip(np.searchsorted(highs, age, side="left"), 0, last)]  # first a with high(a) >= estimate
     high = ages[np.clip(np.searchsorted(lows, age, side="right") - 1, 0, last)]  # last a with low(a) <= it
@@ -57,14 +58,3 @@ def calibrated_interval(age, std, level: float, calibration: dict) -> tuple[np.n
     half = calibrated_half_width(age, std, level, calibration)
     age = np.asarray(age, dtype=float)
     return np.maximum(0.0, age - half), age + half
-
-
-def describe_calibration(calibration: dict) -> str:
-    """How a calibrated interval is made, in words (the command's output, the card and the report)."""
-    if calibration["method"] == "inverted":
-        return (f"inverted on the validation split: the true ages whose central range of validation "
-                f"estimates (the {calibration['neighbours']} faces nearest that age) holds the estimate, "
-                "so it covers its level at every true age")
-    kind = "absolute error" if calibration["method"] == "absolute" else "error in units of the model's sd"
-    return (f"split-conformal on the validation split ({kind} within {len(calibration['edges']) + 1} "
-            "bands of the estimate)")

@@ -19,12 +19,12 @@ import jax
 import ml_collections
 from tqdm import tqdm
 
-from research.models.age_interval import describe_calibration
 from research.predict.annotate import annotate, annotated_path
 from research.predict.pipeline import READ_STATUSES, Predictor, Tally, expand_paths, iter_records
 from research.predict.release import ReleaseError
 from research.predict.rules import Decision, RuleError
 from research.predict.stream import CsvStream, JsonStream, atomic_text
+from research.vocabulary import describe_calibration
 
 COMPILE_CACHE_ENV = "RESEARCH_COMPILE_CACHE"  # a folder, or empty to switch the cache off
 

@@ -9,9 +9,16 @@ import pandas as pd
 
 from research.configs.predict import get_config
 from research.evaluation.metrics import FPR_MINORS, FRICTION_ADULTS
-from research.models.age_interval import describe_calibration
 from research.predict.estimate import id_check
-from research.vocabulary import AGE_GROUPS, CHALLENGE_AGE, MINORS, YOUNG_ADULTS, band_label, in_band
+from research.vocabulary import (
+    AGE_GROUPS,
+    CHALLENGE_AGE,
+    MINORS,
+    YOUNG_ADULTS,
+    band_label,
+    describe_calibration,
+    in_band,
+)
 
 
 def command_rule_table(predictions: pd.DataFrame, default_z: float, challenge: float = CHALLENGE_AGE,

@@ -7,9 +7,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from research.configs import experiments
-from research.models.age_interval import describe_calibration
 from research.report.results import Results, blocks, interval, not_yet, num, pct, table
-from research.vocabulary import CHALLENGE_AGE
+from research.vocabulary import CHALLENGE_AGE, describe_calibration
 
 POINTS, CURVES = "decision/operating_points.json", "decision/curves.csv"
 INTERVALS, COVERAGE = "calibration/intervals.json", "calibration/coverage.csv"

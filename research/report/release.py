@@ -9,8 +9,8 @@ import pandas as pd
 from IPython.display import Markdown
 
 from research.configs import experiments
-from research.models.age_interval import describe_calibration
 from research.report.results import Results, blocks, interval, not_yet, num, paragraph, pct, table
+from research.vocabulary import describe_calibration
 
 METRIC_LABELS = {
     "age_mae": "age MAE (years)",

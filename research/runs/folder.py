@@ -42,19 +42,25 @@ def run_seconds(summary: dict) -> float:
     return max(summary["wall_time_s"], summary.get("train_seconds_all_epochs", 0.0))
 
 
-def lineage(runs_dir: str | Path, summary: dict) -> tuple[float, int]:
-    """Training seconds and epochs of a run (its summary.json) with those of the runs it continued:
-    ``model.init_from`` is a release folder (relative to the repository root above ``runs_dir``)
-    whose metadata.json names its source run, so a continuation states its whole cost."""
-    seconds, epochs = run_seconds(summary), int(summary.get("epochs", 0))
+def lineage_summaries(runs_dir: str | Path, summary: dict) -> dict[str, dict]:
+    """run name -> summary.json of a run and of each run it continued: ``model.init_from`` is a
+    release folder (relative to the repository root above ``runs_dir``) whose metadata.json names
+    its source run."""
+    found = {summary.get("name", ""): summary}
     init_from = summary.get("config", {}).get("model", {}).get("init_from", "")
     if init_from:
         runs_dir = Path(runs_dir)
         meta = json.loads((runs_dir.parent.parent / init_from / "metadata.json").read_text())
         parent = runs_dir / Path(meta["source_run"]["path"]).name / "summary.json"
-        more_seconds, more_epochs = lineage(runs_dir, json.loads(parent.read_text()))
-        seconds, epochs = seconds + more_seconds, epochs + more_epochs
-    return seconds, epochs
+        found.update(lineage_summaries(runs_dir, json.loads(parent.read_text())))
+    return found
+
+
+def lineage(runs_dir: str | Path, summary: dict) -> tuple[float, int]:
+    """Training seconds and epochs of a run with those of the runs it continued, so that a
+    continuation states its whole cost."""
+    runs = lineage_summaries(runs_dir, summary).values()
+    return sum(run_seconds(s) for s in runs), sum(int(s.get("epochs", 0)) for s in runs)
 
 
 @dataclasses.dataclass(frozen=True)

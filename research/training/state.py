@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
+import flax.serialization
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -18,6 +21,7 @@ from research.models.factory import BACKBONES
 from research.models.pretrained.weights import DEFAULT_CACHE, pretrained_trunk
 
 TRUNK = "trunk"  # the top-level parameter collection of a pretrained backbone
+RELEASE_PARAMS = "params.msgpack"  # a release folder's params (research.predict.release writes the format)
 
 
 class TrainState(train_state.TrainState):
@@ -89,16 +93,21 @@ def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
     """``variables`` replaced, every tree of them, by a single-run release's params and BatchNorm
     statistics (``model.init_from``: continued training of an exported run). The release's
     checksum is checked on loading; its tree and shapes must match this model exactly."""
-    from research.predict.release import ReleaseError, load_release  # no training import there
-
+    where = f"model.init_from={str(release_dir)!r}"
+    directory = Path(release_dir)
     try:
-        release = load_release(release_dir)
-    except ReleaseError as err:
-        raise ValueError(f"model.init_from={str(release_dir)!r}: {err}") from err
-    if len(release.members) != 1:
-        raise ValueError(f"model.init_from={str(release_dir)!r} is an ensemble of {len(release.members)} "
-                         "runs; continued training starts from one run's release")
-    stored = release.members[0]
+        blob = (directory / RELEASE_PARAMS).read_bytes()
+        metadata = json.loads((directory / "metadata.json").read_text())
+    except FileNotFoundError as err:
+        raise ValueError(f"{where}: {err.filename} is missing (a release folder comes from "
+                         "scripts/export_model.py)") from err
+    if hashlib.sha256(blob).hexdigest() != metadata.get("params_sha256"):
+        raise ValueError(f"{where}: the sha256 of {RELEASE_PARAMS} does not match metadata.json (corrupt or "
+                         "replaced)")
+    stored = flax.serialization.msgpack_restore(blob)
+    if "members" in stored:
+        raise ValueError(f"{where} is an ensemble of {len(stored['members'])} runs; continued training "
+                         "starts from one run's release")
     out = dict(variables)
     for kind in ("params", "batch_stats"):
         fresh, loaded = variables.get(kind, {}), stored.get(kind, {})
