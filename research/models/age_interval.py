@@ -37,7 +37,8 @@ def inverted_interval(age, level: float, calibration: dict) -> tuple[np.ndarray,
     """(low, high) of an inverted calibration (method "inverted"): the true ages ``a`` whose central
     ``level`` range of validation estimates, [low(a), high(a)] (``quantiles[level]``, monotone in
     ``a`` on the grid ``true_ages``), holds the estimate. A face of true age ``a`` is covered exactly
-    when its estimate falls in that range, so the stated level holds at every true age."""
+    when its estimate falls in that range, so the stated level is aimed at for every true age (as
+    far as validation's faces of about that age stand for new ones)."""
     table = calibration["quantiles"].get(level_key(level))
     if table is None:
         raise ValueError(f"no calibrated {level:g} interval; levels: {', '.join(calibration['quantiles'])}")

@@ -116,8 +116,8 @@ def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
         same_paths = [p for p, _ in fresh_leaves] == [p for p, _ in loaded_leaves]
         if not same_paths or any(np.shape(a) != np.shape(b)
                                  for (_, a), (_, b) in zip(fresh_leaves, loaded_leaves, strict=True)):
-            raise ValueError(f"model.init_from={str(release_dir)!r}: its {kind} do not fit this model "
-                             f"(architecture or image size differs from the release's config.json)")
+            raise ValueError(f"{where}: its {kind} do not fit this model (its architecture differs from "
+                             "the release's config.json)")
         out[kind] = jax.tree_util.tree_map(lambda _, b: jnp.asarray(b), fresh, loaded)
     return out
 
