@@ -139,6 +139,26 @@ GROUP_ORDER = {"overall": ["all"], "age_group": [g for g, _, _ in AGE_GROUPS],
                "gender": list(GENDERS.values()), "ethnicity": list(ETHNICITIES.values())}
 
 
+def group_rows(labels: dict[str, pd.Series], method: str, level: float, covered: np.ndarray,
+               width: np.ndarray, resamples: int = 0, seed: int = 0, level_ci: float = 0.95) -> list[dict]:
+    """coverage.csv's rows of one method and level: coverage (a bootstrap interval when
+    ``resamples``) and mean width, overall and per group (``group_labels``)."""
+    rows = []
+    for t, (group_type, values) in enumerate(labels.items()):
+        for g, group in enumerate(GROUP_ORDER[group_type]):
+            mask = (values == group).to_numpy()
+            if not mask.any():
+                continue
+            rng = np.random.default_rng([seed, t, g])
+            ci = ([math.nan, math.nan] if not resamples else
+                  percentile_interval(bootstrap_means(covered[mask], resamples, rng), level_ci))
+            rows.append({"method": method, "level": level, "group_type": group_type, "group": group,
+                         "n": int(mask.sum()), "coverage": covered[mask].mean(),
+                         "coverage_low": ci[0], "coverage_high": ci[1],
+                         "mean_width": float(width[mask].mean())})
+    return rows
+
+
 def coverage_table(frame: pd.DataFrame, calibrations: dict[str, dict], levels: tuple[float, ...] = LEVELS,
                    resamples: int = 0, seed: int = 0, level_ci: float = 0.95) -> pd.DataFrame:
     """Coverage (with bootstrap intervals when ``resamples``) and mean width of each method's
@@ -150,18 +170,8 @@ def coverage_table(frame: pd.DataFrame, calibrations: dict[str, dict], levels: t
         for level in levels:
             low, high = interval_of(frame, method, level, calibrations.get(method))
             covered = ((true >= low) & (true <= high)).astype(float)
-            for t, (group_type, values) in enumerate(labels.items()):
-                for g, group in enumerate(GROUP_ORDER[group_type]):
-                    mask = (values == group).to_numpy()
-                    if not mask.any():
-                        continue
-                    rng = np.random.default_rng([seed, t, g])
-                    ci = ([math.nan, math.nan] if not resamples else
-                          percentile_interval(bootstrap_means(covered[mask], resamples, rng), level_ci))
-                    rows.append({"method": method, "level": level, "group_type": group_type, "group": group,
-                                 "n": int(mask.sum()), "coverage": covered[mask].mean(),
-                                 "coverage_low": ci[0], "coverage_high": ci[1],
-                                 "mean_width": float((high - low)[mask].mean())})
+            width = np.asarray(high - low)
+            rows += group_rows(labels, method, level, covered, width, resamples, seed, level_ci)
     return pd.DataFrame(rows)
 
 
@@ -172,28 +182,17 @@ def out_of_fold_coverage(val: pd.DataFrame, methods: tuple[str, ...] = METHODS,
     a method is not scored on the faces it was fitted to (in-sample, any method covers its level
     by construction, and 77 validation teenagers made a method look better than it was on test)."""
     fold = np.random.default_rng(seed).permutation(len(val)) % folds
-    parts = []
-    for f in range(folds):
-        fit, held = val[fold != f], val[fold == f].reset_index(drop=True)
-        table = held[["age", "gender", "race", "pred_age", "age_std"]].copy()
-        for method in methods:
-            low, high = calibrated_interval(held["pred_age"], held["age_std"], levels[0],
-                                            calibrate(fit, method, levels))
-            table[f"covered_{method}"] = (held["age"] >= low) & (held["age"] <= high)
-            table[f"width_{method}"] = high - low
-        parts.append(table)
-    scored = pd.concat(parts, ignore_index=True)
-    labels = group_labels(scored)
+    held = [val[fold == f].reset_index(drop=True) for f in range(folds)]
+    scored = pd.concat(held, ignore_index=True)
+    labels, true = group_labels(scored), scored["age"].to_numpy(float)
     rows = []
     for method in methods:
-        for group_type, values in labels.items():
-            for group in GROUP_ORDER[group_type]:
-                mask = (values == group).to_numpy()
-                if mask.any():
-                    rows.append({"method": method, "level": levels[0], "group_type": group_type,
-                                 "group": group, "n": int(mask.sum()),
-                                 "coverage": float(scored[f"covered_{method}"][mask].mean()),
-                                 "mean_width": float(scored[f"width_{method}"][mask].mean())})
+        intervals = [calibrated_interval(part["pred_age"], part["age_std"], levels[0],
+                                         calibrate(val[fold != f], method, levels))
+                     for f, part in enumerate(held)]
+        low, high = (np.concatenate(ends) for ends in zip(*intervals, strict=True))
+        covered = ((true >= low) & (true <= high)).astype(float)
+        rows += group_rows(labels, method, levels[0], covered, high - low)
     return pd.DataFrame(rows)
 
 
