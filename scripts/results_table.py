@@ -20,7 +20,7 @@ from research.report.tables import (
     to_markdown,
 )
 
-BLOCKS = ("RESULTS", "SEEDS", "PRETRAINING", "COMPARISON", "ABLATIONS", "TIMINGS")
+BLOCKS = ("RESULTS", "SEEDS", "PRETRAINING", "COMPARISON", "ABLATIONS", "ABLATIONS_PRETRAINED", "TIMINGS")
 
 
 def replace_block(text: str, name: str, content: str) -> str:
@@ -36,7 +36,9 @@ def main() -> None:
     results = Path("results")
     tables = {"RESULTS": headline_table(results / "runs"), "SEEDS": seed_table(results / "runs"),
               "PRETRAINING": pretraining_table(results), "COMPARISON": comparison_table(results),
-              "ABLATIONS": ablations_markdown_table(results), "TIMINGS": timings_table(results)}
+              "ABLATIONS": ablations_markdown_table(results),
+              "ABLATIONS_PRETRAINED": ablations_markdown_table(results, "pretrained"),
+              "TIMINGS": timings_table(results)}
     write_csv(Path("results/summary/headline.csv"), tables["RESULTS"])
     write_csv(Path("results/summary/timings.csv"), tables["TIMINGS"])
     write_csv(Path("results/summary/seeds.csv"), tables["SEEDS"])

@@ -417,6 +417,18 @@ def test_ablation_sentences_judge_differences_against_the_seed_spread():
     assert "reaches 0.10 years" in text and "only big differs from full by more." in text
 
 
+def test_reference_sentence_says_whether_the_short_profile_stands_in_for_the_full_run():
+    from research.report.ablations import reference_sentence
+
+    arms = pd.DataFrame({"val_age_mae_mean": [4.80, 4.90]}, index=pd.Index(["full", "other"], name="arm"))
+    summary = {"reference_run": "big", "reference_epochs": 16, "reference_val": {"age_mae": 4.64}}
+    close = reference_sentence(arms, summary, "full")
+    assert "(4.80) is +0.16 years from the full run big (4.64 after 16 epochs in all), within" in close
+    far = reference_sentence(arms.assign(val_age_mae_mean=[5.0, 5.1]), summary, "full")
+    assert "+0.36 years" in far and "may not carry over" in far
+    assert reference_sentence(arms, {}, "full") == ""  # a study without a full run to compare with
+
+
 def test_table_headers_wrap_at_underscores_only(tmp_path):
     header = table(pd.DataFrame({"run_name": ["x"]}), "Cap", "x").data.splitlines()[0]
     assert header == "| run_\u200bname |"

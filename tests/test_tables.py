@@ -59,6 +59,29 @@ def test_comparison_and_ablation_tables_say_how_to_make_missing_inputs(tmp_path)
     assert table.loc["age_only", "val_gender_acc_%"] == "head off"
 
 
+def test_a_study_measured_against_a_full_run_ends_with_its_row(tmp_path):
+    import json
+
+    from research.report.tables import ablations_markdown_table
+
+    assert "make ablations_pretrained" in to_markdown(ablations_markdown_table(tmp_path, "pretrained"))
+    folder = tmp_path / "ablations_pretrained"
+    folder.mkdir()
+    (folder / "ablations.csv").write_text(
+        "arm,description,overrides,n_seeds,val_age_mae_mean,val_age_mae_std,val_gender_accuracy_mean,"
+        "val_gender_accuracy_std,val_ethnicity_accuracy_mean,val_ethnicity_accuracy_std,train_minutes_mean\n"
+        "full,the recipe,,1,4.75,,0.95,,0.87,,10.0\n")
+    (folder / "summary.json").write_text(json.dumps({
+        "reference_run": "big_run", "reference_epochs": 16, "reference_train_minutes": 130.24,
+        "reference_val": {"age_mae": 4.644, "gender_accuracy": 0.951, "ethnicity_accuracy": 0.8715}}))
+    table = ablations_markdown_table(tmp_path, "pretrained")
+    assert table["arm"].tolist() == ["full", "(reference) big_run"]
+    last = table.iloc[-1]
+    shown = (last["val_age_MAE"], last["val_gender_acc_%"], last["val_ethnicity_acc_%"])
+    assert shown == ("4.64", "95.1", "87.2")
+    assert last["minutes_per_run"] == 130.2 and "16 epochs" in last["what changes"]
+
+
 def test_seed_table_lists_each_seed_and_their_mean_and_sd(tmp_path):
     from research.report.tables import seed_runs, seed_table
 

@@ -63,7 +63,8 @@ def ablation_table(runs: pd.DataFrame, arms: dict, overrides_of) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def plot_ablations(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
+def plot_ablations(table: pd.DataFrame, runs: pd.DataFrame, path: Path, title: str = "CNN baseline",
+                   epochs: object = 4) -> None:
     """Three panels (age MAE, gender and ethnicity accuracy): bars = seed mean, dots = seeds."""
     panels = [("val_age_mae", "validation age MAE (years, lower is better)", 1.0),
               ("val_gender_accuracy", "validation gender accuracy (%)", 100.0),
@@ -86,7 +87,7 @@ def plot_ablations(table: pd.DataFrame, runs: pd.DataFrame, path: Path) -> None:
         ax.set_title(title, fontsize=9)
     axes[0].set_yticks(y, table["arm"])
     axes[0].invert_yaxis()
-    fig.suptitle("CNN baseline ablations (4-epoch profile, last-epoch validation metrics; dots = seeds)",
+    fig.suptitle(f"{title} ablations ({epochs}-epoch profile, last-epoch validation metrics; dots = seeds)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)

@@ -1,11 +1,13 @@
-"""The ablations section: what each arm changes, how far it moves validation MAE from the
-reference arm, and which differences exceed the seed-to-seed spread (results/ablations/)."""
+"""The ablations sections, one per study (research/configs/ablations.py): what each arm changes,
+how far it moves validation MAE from the reference arm, which differences exceed the seed-to-seed
+spread, and how close the reference arm lands to the full run it stands in for."""
 
 from __future__ import annotations
 
 import pandas as pd
 from IPython.display import Markdown
 
+from research.configs.ablations import STUDIES
 from research.report.results import Results, blocks, not_yet, num, paragraph, table
 from research.report.wording import join_names, plural
 
@@ -61,9 +63,12 @@ def setup_sentence(arms: pd.DataFrame, summary: dict) -> str:
         if finished == declared
         else f"{num(finished)} of the {num(declared)} declared runs had finished"
     )
+    start = summary.get("init_from", "")
+    start = f", continued from the export `{start}`," if start else ""
     return (
         f"Each arm changes one setting of {summary.get('base_config', 'the CNN baseline')} "
-        f"({summary.get('profile', '')} profile) trained for only {shared.get('optimizer.num_epochs', '?')} "
+        f"({summary.get('profile', '')} profile) trained{start} for only "
+        f"{shared.get('optimizer.num_epochs', '?')} "
         f"epochs, the same short schedule for every arm, and is scored on the {split}: these are comparisons "
         f"between arms, not test results, and the test split is never read. {done} when the table was "
         f"written; the table shows the {plural(len(arms), 'arm')} with at least one finished run "
@@ -118,29 +123,51 @@ def differences_sentences(arms: pd.DataFrame, reference: str | None, epochs: obj
     return text
 
 
-def ablation_section(results: Results) -> Markdown:
-    """The ablations paragraph, table and figure, or how to make them."""
-    if not results.exists("ablations/ablations.csv"):
-        return not_yet("python scripts/ablate.py")
-    arms = results.csv("ablations/ablations.csv").set_index("arm")
-    summary = results.json("ablations/summary.json")
+# How close (validation MAE, years) a study's reference arm must land to the full run it stands in
+# for, so that its arms' differences say something about the full recipe (issue 14).
+REFERENCE_GAP = 0.3
+
+
+def reference_sentence(arms: pd.DataFrame, summary: dict, reference: str | None) -> str:
+    """How far the reference arm lands from the full-length run it stands in for."""
+    if reference is None or "reference_run" not in summary:
+        return ""
+    full = summary["reference_val"]["age_mae"]
+    gap = arms.loc[reference, "val_age_mae_mean"] - full
+    verdict = (f"within the {num(REFERENCE_GAP, 1)} years that make the short profile a stand-in for it"
+               if abs(gap) <= REFERENCE_GAP else
+               f"more than the {num(REFERENCE_GAP, 1)} years that would make the short profile a stand-in "
+               "for it, so the arms' differences may not carry over")
+    return (f"The {reference} arm's validation MAE ({num(arms.loc[reference, 'val_age_mae_mean'], 2)}) is "
+            f"{gap:+.2f} years from the full run {summary['reference_run']} ({num(full, 2)} after "
+            f"{summary['reference_epochs']} epochs in all), {verdict}.")
+
+
+def ablation_section(results: Results, study: str = "cnn") -> Markdown:
+    """One study's ablations paragraph, table and figure, or how to make them."""
+    folder = STUDIES[study].out.removeprefix("results/")
+    if not results.exists(f"{folder}/ablations.csv"):
+        return not_yet(f"python scripts/ablate.py --study {study}")
+    arms = results.csv(f"{folder}/ablations.csv").set_index("arm")
+    summary = results.json(f"{folder}/summary.json")
     reference = REFERENCE_ARM if REFERENCE_ARM in arms.index else None
     epochs = summary["shared_overrides"].get("optimizer.num_epochs", "?")
-    text = " ".join([setup_sentence(arms, summary), *differences_sentences(arms, reference, epochs)])
-    base = summary.get("base_config", "the CNN baseline")
+    text = " ".join(filter(None, [setup_sentence(arms, summary), reference_sentence(arms, summary, reference),
+                                  *differences_sentences(arms, reference, epochs)]))
+    base = summary.get("title", summary.get("base_config", "the CNN baseline"))
     versus = f" 'vs {reference}': change in validation MAE from the {reference} arm." if reference else ""
     return blocks(
         paragraph(text),
         table(
             ablation_table(arms, reference),
             f"Ablations of {base}: validation metrics after {epochs} "
-            f"epochs (results/ablations/ablations.csv).{versus}",
-            "ablations",
+            f"epochs (results/{folder}/ablations.csv).{versus}",
+            folder,
         ),
         results.figure(
-            "ablations/ablations.png",
+            f"{folder}/ablations.png",
             f"Validation age MAE, gender and ethnicity accuracy "
             f"per ablation arm of {base} (bars: mean over seeds; dots: single seeds).",
-            "ablations",
+            folder,
         ),
     )

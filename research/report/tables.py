@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from research.configs import experiments
+from research.configs.ablations import STUDIES
 from research.runs.folder import lineage, run_seconds
 
 
@@ -116,11 +117,13 @@ def timings_table(results: Path, runs: tuple[str, ...] = experiments.HEADLINE,
             seconds = run_seconds(s)
             rows.append({"stage": f"train {name} ({s['profile']} profile)", "device": device,
                          "minutes": round(seconds / 60, 1)})
-    ablations = Path(results) / "ablations" / "runs.csv"
-    if ablations.is_file():
-        runs_csv = pd.read_csv(ablations)
-        rows.append({"stage": f"ablations ({len(runs_csv)} runs)", "device": "CPU",
-                     "minutes": round(runs_csv["train_seconds"].sum() / 60, 1)})
+    for study, declared in STUDIES.items():
+        ablations = Path(results) / Path(declared.out).name / "runs.csv"
+        if ablations.is_file():
+            runs_csv = pd.read_csv(ablations)
+            label = "ablations" if study == "cnn" else f"ablations, {study} study"
+            rows.append({"stage": f"{label} ({len(runs_csv)} runs)", "device": "CPU",
+                         "minutes": round(runs_csv["train_seconds"].sum() / 60, 1)})
     if rows:
         cpu = sum(r["minutes"] for r in rows if "cpu" in r["device"].lower())
         rows.append({"stage": "make clean all on the CPU (the rows above but the GPU runs)", "device": "CPU",
@@ -149,11 +152,13 @@ def comparison_table(results: Path) -> pd.DataFrame:
     })
 
 
-def ablations_markdown_table(results: Path) -> pd.DataFrame:
-    """The ablation arms (results/ablations/ablations.csv): validation metrics, mean ± sd over seeds."""
-    file = Path(results) / "ablations" / "ablations.csv"
+def ablations_markdown_table(results: Path, study: str = "cnn") -> pd.DataFrame:
+    """One study's ablation arms (<its folder>/ablations.csv): validation metrics, mean ± sd over
+    seeds; a study measured against a full-length run ends with that run's row."""
+    folder = Path(results) / Path(STUDIES[study].out).name
+    file = folder / "ablations.csv"
     if not file.is_file():
-        return pd.DataFrame({"not yet produced": ["run `make ablations`"]})
+        return pd.DataFrame({"not yet produced": [f"run `make {folder.name}`"]})
     frame = pd.read_csv(file)
 
     def spread(mean: float, sd: float, scale: float, digits: int) -> str:
@@ -161,7 +166,7 @@ def ablations_markdown_table(results: Path) -> pd.DataFrame:
             return "head off"
         return f"{mean * scale:.{digits}f}" + ("" if sd != sd else f" ± {sd * scale:.{digits}f}")
 
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "arm": frame["arm"], "what changes": frame["description"], "seeds": frame["n_seeds"],
         "val_age_MAE": [spread(r.val_age_mae_mean, r.val_age_mae_std, 1, 2) for r in frame.itertuples()],
         "val_gender_acc_%": [spread(r.val_gender_accuracy_mean, r.val_gender_accuracy_std, 100, 1)
@@ -170,6 +175,17 @@ def ablations_markdown_table(results: Path) -> pd.DataFrame:
                                 for r in frame.itertuples()],
         "minutes_per_run": frame["train_minutes_mean"].round(1),
     })
+    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+    if "reference_run" in summary:
+        val = summary["reference_val"]
+        reference = {"arm": f"(reference) {summary['reference_run']}",
+                     "what changes": f"the full run: {summary['reference_epochs']} epochs in all",
+                     "seeds": 1, "val_age_MAE": f"{val['age_mae']:.2f}",
+                     "val_gender_acc_%": f"{100 * val['gender_accuracy']:.1f}",
+                     "val_ethnicity_acc_%": f"{100 * val['ethnicity_accuracy']:.1f}",
+                     "minutes_per_run": round(summary["reference_train_minutes"], 1)}
+        table = pd.concat([table, pd.DataFrame([reference])], ignore_index=True)
+    return table
 
 
 ARCHITECTURE_NAMES = {"mobilenet_v2": "MobileNetV2", "dlib_resnet": "dlib ResNet (29 convs)", "cnn": "CNN",
