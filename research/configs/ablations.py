@@ -10,7 +10,7 @@ Each run's minutes are in <study out>/runs.csv; what the arms measured is in <st
 - ``pretrained``: the release recipe of the face-pretrained dlib ResNet (issue 14), as 2-epoch
   continuations of the first continued leg's export (10 epochs in, validation MAE 4.84), so that
   the reference arm lands near the full lineage (16 epochs, 4.64) for a fraction of its two hours;
-  the arms change the trunk's learning rate and the robust augmentations
+  the arms change the trunk's learning rate, the robust augmentations and the input size
   (results/ablations_pretrained/). The pretraining source (face, ImageNet, none) is the
   pretraining table's comparison, at its own 4-epoch profile: a continuation cannot change it.
 """
@@ -51,6 +51,7 @@ _PRETRAINED_ARMS = {
                      {"optimizer.trunk_lr_scale": 0.01}),
     "no_robust_augment": ("no robust augmentations (flips, shifts, scaling and colour jitter only)",
                           {key: 0.0 for key, _ in ROBUST_AUGMENT}),
+    "res150": ("150 px input (dlib's own chip size) instead of 112 px", {"image_size": 150}),
 }
 
 
