@@ -8,8 +8,8 @@ Each run's minutes are in <study out>/runs.csv; what the arms measured is in <st
 
 - ``cnn``: the CNN baseline from random weights, 4 epochs (results/ablations/).
 - ``pretrained``: the release recipe of the face-pretrained dlib ResNet (issue 14), as 2-epoch
-  continuations of the first continued leg's export (10 epochs in, validation MAE 4.84), so that
-  the reference arm lands near the full lineage (16 epochs, 4.64) for a fraction of its two hours;
+  continuations of the first continued leg's export (10 epochs in), so that
+  the reference arm lands near the full run (16 epochs in all) for a fraction of its two hours;
   the arms change the trunk's learning rate, the robust augmentations and the input size
   (results/ablations_pretrained/). The pretraining source (face, ImageNet, none) is the
   pretraining table's comparison, at its own 4-epoch profile: a continuation cannot change it.
