@@ -142,7 +142,8 @@ PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
 PRETRAINED_RECIPES = {"dlib_resnet_robust_cpu": "robust augmentations, 6 epochs",
                       "dlib_resnet_continued_cpu": "robust augmentations, 6 + 4 epochs (continued)",
                       "dlib_resnet_continued2_cpu": "robust augmentations, 6 + 4 + 6 epochs (continued)",
-                      "dlib_resnet_continued3_cpu": "robust augmentations, 6 + 4 + 6 + 4 epochs (continued, last 4 at 150 px)"}
+                      "dlib_resnet_continued3_cpu": "robust augmentations, 6 + 4 + 6 + 4 epochs "
+                                                    "(continued, last 4 at 150 px)"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 
