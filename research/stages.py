@@ -208,7 +208,9 @@ def measured_minutes() -> dict[str, float]:
     from research.configs import experiments
 
     runs = {name: _minutes(f"results/runs/{name}/summary.json") for name in experiments.RUNS}
-    files = [Path("results") / folder / "runs.csv" for folder in ("ablations", "ablations_pretrained")]
+    from research.configs.ablations import STUDIES
+
+    files = [Path(study.out) / "runs.csv" for study in STUDIES.values()]
     ablation_minutes = sum(float(row["train_seconds"]) / 60 for file in files if file.is_file()
                            for row in csv.DictReader(file.open()))
     return {
