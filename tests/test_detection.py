@@ -83,12 +83,15 @@ def test_overlapping_detections_of_two_detectors_are_merged():
     assert [m[2] for m in merged] == ["hog", "cnn"]
 
 
-def test_the_cnn_detector_finds_the_face_hog_found_and_the_two_boxes_merge_into_one(monkeypatch):
+@pytest.mark.parametrize("first", ["hog", "mtcnn"])
+def test_the_cnn_detector_finds_the_face_the_first_found_and_the_two_boxes_merge_into_one(monkeypatch, first):
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((384, 384)))
-    aligner = FaceAligner(detector_config("default_cnn"))
+    config = detector_config("default_cnn")
+    config.detector = first
+    aligner = FaceAligner(config)
     assert len(aligner.cnn_boxes(photo)) == 1 and len(aligner.hog_boxes(photo, 0.3)) == 1
     (face, _), = aligner.detect(photo)
-    assert face.detector == "hog"
+    assert face.detector == first
     assert faces.cnn_model_path().endswith("mmod_human_face_detector.dat")
     monkeypatch.setattr(faces, "CNN_PACKAGE", "no_such_cnn_package")
     with pytest.raises(FileNotFoundError, match="no_such_cnn_package"):

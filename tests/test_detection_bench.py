@@ -24,7 +24,8 @@ def test_sweep_recall_and_false_detections_by_hand():
     records = [{"setting": "s", "faces": faces,
                 "found": [((0, 0, 49, 49), 0.5), ((200, 0, 259, 59), -0.1), ((400, 400, 440, 440), 0.05)]},
                {"setting": "s", "faces": faces[:1], "found": []}]
-    table = sweep_table(records, np.array([-0.2, 0.0, 0.3]), iou=0.3, from_width=40).set_index("threshold")
+    table = sweep_table(records, {"s": np.array([-0.2, 0.0, 0.3])}, iou=0.3, from_width=40)
+    table = table.set_index("threshold")
     # Faces 40 px and wider: three (two on the first canvas, one on the second); the 30 px face is left out.
     assert (table["faces"] == 3).all()
     assert table.loc[-0.2, "found"] == 2 and table.loc[0.0, "found"] == 1 and table.loc[0.3, "found"] == 1

@@ -594,7 +594,8 @@ def _write_detection_files(root: Path, default: float) -> None:
                               "recall_width_40_up": 0.96, "false_per_canvas": 0.02, "targets_met": True}}
     threshold = {"setting": "upscale_2", "threshold": 0.1, "recall": 0.919, "false_per_canvas": 0.05,
                  "within_target": True, "split": "val", "test": {"recall": 0.93, "false_per_canvas": 0.03},
-                 "command_default": default, "command_default_is_chosen": default == 0.1}
+                 "command_default": {"detector": "hog", "threshold": default},
+                 "command_default_is_chosen": default == 0.1}
     (folder / "summary.json").write_text(json.dumps({"config": config, "settings": settings,
                                                      "threshold": threshold}))
 
@@ -612,7 +613,8 @@ def test_detection_numbers_state_the_choice_and_which_settings_meet_the_targets(
     assert "| upscale_2 | detector_upscale = 2.0 | 4 | 96.0% | 0.020 | yes |" in table_md
     _write_detection_files(tmp_path / "b", 0.3)  # the command not at the chosen threshold: said so
     text = detection.detection_section(Results(tmp_path / "b" / "report")).data
-    assert "while the command still runs at 0.3" in text
+    assert "while the command still runs hog at 0.3" in text
+    assert detection.command_default(0.3) == "hog at 0.3"  # a summary from before MTCNN
     assert "Not yet produced" in detection.detection_section(Results(_empty_root(tmp_path / "c"))).data
 
 

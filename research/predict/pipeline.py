@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from research.predict.estimate import AgeEstimator
-from research.predict.faces import FaceAligner, min_face_width
+from research.predict.faces import FaceAligner
 from research.predict.images import LoadedImage, load_image
 from research.predict.release import Release, load_release
 
@@ -78,7 +78,7 @@ def predict_file(predictor: Predictor, path: Path, challenge: float) -> tuple[di
               "faces": []}
     if loaded.status != "ok":
         return record, None
-    record["min_face_width"] = round(min_face_width(predictor.aligner.scale_for(loaded.array)) / loaded.scale)
+    record["min_face_width"] = round(predictor.aligner.min_face_width(loaded.array) / loaded.scale)
     try:
         record["faces"], _ = predictor.predict_array(loaded.array, challenge, loaded.scale)
     except Exception as error:  # one bad photo must not stop a folder: report it and go on

@@ -40,8 +40,10 @@ CANVAS = (640, 480)
 SCALE_RANGE = (0.8, 2.0)  # pasted crop side / 200 px
 SMALL_SCALE_RANGE = (0.15, 0.8)  # sides 30-160 px: faces the upscaled detector reaches
 SIDE_BINS = (30, 48, 64, 96, 128, 160, 240, 401)
-SCORE_FLOOR = -0.5  # detections are kept down to this score to tabulate thresholds
-MIN_SCORES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+# Detections are kept down to a floor to tabulate detection rates at other thresholds, on the first
+# detector's own score: HOG's SVM margin, MTCNN's O-Net probability (from its cascade's own floor).
+SCORE_FLOOR = {"hog": -0.5, "mtcnn": None}
+MIN_SCORES = {"hog": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), "mtcnn": (0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
 
 
 def sample_split(split_csv: Path, split: str, n: int, seed: int) -> pd.DataFrame:
@@ -79,8 +81,8 @@ def run_consistency(predictor: Predictor, sample: pd.DataFrame, blobs: dict[str,
                     scale_range: tuple[float, float] = SCALE_RANGE) -> pd.DataFrame:
     """One row per sampled crop: direct and full-path predictions (full path per padding).
 
-    Detection runs with threshold ``SCORE_FLOOR`` so that rates at other thresholds can be
-    tabulated; a face counts as detected at the configured ``min_detection_score``.
+    Detection runs with threshold ``SCORE_FLOOR`` (MTCNN: its cascade's floor) so that rates at
+    other thresholds can be tabulated; a face counts as detected at the detector's configured threshold.
     """
     rng = np.random.default_rng(seed)
     estimator, aligner = predictor.estimator, predictor.aligner
@@ -89,13 +91,13 @@ def run_consistency(predictor: Predictor, sample: pd.DataFrame, blobs: dict[str,
     rows, chips = [], {p: [] for p in paddings}
     for file in tqdm(sample["file"], desc="consistency", unit="img"):
         canvas, x, y, side = place(Image.open(io.BytesIO(blobs[file])).convert("RGB"), rng, scale_range)
-        found = aligner.detect(canvas, min_score=SCORE_FLOOR)
+        found = aligner.detect(canvas, min_score=SCORE_FLOOR[aligner.detector] or aligner.score_floor)
         # The face that was pasted: the best-scoring detection whose centre lies inside the crop.
         inside = [(face, shape) for face, shape in found
                   if x <= (face.box[0] + face.box[2]) / 2 <= x + side
                   and y <= (face.box[1] + face.box[3]) / 2 <= y + side]
         score = inside[0][0].score if inside else np.nan
-        detected = bool(inside) and score >= predictor.config.min_detection_score
+        detected = bool(inside) and score >= aligner.threshold
         others = [face.score for face, _ in found if not inside or face is not inside[0][0]]
         rows.append({"file": file, "x": x, "y": y, "side": side, "detected": detected,
                      "detection_score": score, "best_other_score": max(others, default=np.nan)})
@@ -191,14 +193,15 @@ def write_consistency(release_dir: Path, config: ml_collections.ConfigDict, spli
     by_size = size_bin_table({"standard": test, "small": small}, config.chip_padding)
     by_score = [{"min_score": t, "detection_rate": float((val["detection_score"] >= t).mean()),
                  "images_with_another_detection": int((val["best_other_score"] >= t).sum())}
-                for t in MIN_SCORES]
+                for t in MIN_SCORES[predictor.aligner.detector]]
     summary = {
         "release": str(release_dir), "params_sha256": predictor.estimator.release.metadata["params_sha256"],
         "split_file": str(split_csv), "seed": seed, "canvas": list(CANVAS),
         "chip_scale_range": list(SCALE_RANGE), "small_chip_scale_range": list(SMALL_SCALE_RANGE),
         "predict_config": config.to_dict(),
         "padding_chosen_on_val": best, "padding_used": config.chip_padding,
-        "val_detection_by_min_score": by_score, "min_detection_score_used": config.min_detection_score,
+        "val_detection_by_min_score": by_score, "min_detection_score_used": predictor.aligner.threshold,
+        "detector_used": predictor.aligner.detector,
         "val": sweep.to_dict(orient="records"),
         "test": padding_summary(test, config.chip_padding, seed=seed),
         "test_detection_by_age_group": detection_by_age_group(test),

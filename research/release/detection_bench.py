@@ -8,11 +8,14 @@ widths from 24 to 300 px, deterministically for a seed.
 A crop's face width is the width dlib's HOG box would have on it: the crop side times the median
 box/crop ratio measured on ``calibration_chips`` crops shown alone at 200 px. A detection finds a
 face when its box overlaps the expected box by ``match_iou``; every other detection is false.
+MTCNN's boxes are mapped to HOG's framing (research/predict/faces.py ``hog_frame``) with the median
+mapping measured on the choice split's calibration crops, on both splits' canvases.
 
-The HOG detector's threshold is swept from one pass per canvas: each HOG-only setting detects at
-``sweep_floor`` and keeps every detection's score, and the detections at a threshold t are those
-scoring t or more. That equals running the detector at t, because dlib suppresses overlapping
-windows greedily in order of score (a kept box only ever suppresses lower-scoring ones). The
+Each detector's threshold is swept from one pass per canvas: each swept setting detects at the
+lowest threshold of its grid (HOG's SVM margin from ``sweep_floor``; MTCNN's O-Net probability over
+``mtcnn_sweep``) and keeps every detection's score, and the detections at a threshold t are those
+scoring t or more. That equals running the detector at t, because both suppress overlapping
+boxes greedily in order of score (a kept box only ever suppresses lower-scoring ones). The
 threshold is chosen on canvases of ``choice_split`` crops (validation), per setting: the lowest
 whose false detections per canvas stay within the target, i.e. the highest recall the target
 allows. Of ``choice_settings`` (listed cheapest first) the first whose recall at its threshold is
@@ -42,11 +45,14 @@ from research.configs.predict import DETECTOR_SETTINGS, detector_config
 from research.data import archive
 from research.data.locate import locate_dataset
 from research.outputs import save_figure, write_csv, write_json
-from research.predict.faces import FaceAligner, box_iou
+from research.predict.faces import FaceAligner, box_iou, configured_threshold
+from research.predict.mtcnn import MTCNN
 from research.provenance import provenance
 from research.release.consistency import read_blobs, sample_split
 
-CLUTTER = ("brick", "grass", "gravel", "coffee", "rocket", "text", "camera", "moon", "hubble_deep_field")
+# skimage's packaged photos with no face in them ("camera", the cameraman, has one: MTCNN finds his
+# turned face, which would count as false here).
+CLUTTER = ("brick", "grass", "gravel", "coffee", "rocket", "text", "coins", "moon", "hubble_deep_field")
 
 
 # Rows of skimage's astronaut below her chin (her face box ends at row 170): clothing, a flag and
@@ -74,6 +80,29 @@ def calibrate_box(aligner: FaceAligner, chips: list[Image.Image]) -> dict:
     fractions = np.median(np.asarray(boxes), axis=0)
     return {"box_fractions": [round(float(v), 4) for v in fractions], "chips_detected": len(boxes),
             "chips": len(chips), "width_fraction": round(float(fractions[2] - fractions[0]), 4)}
+
+
+def measure_box_map(hog: FaceAligner, mtcnn: MTCNN, chips: list[Image.Image]) -> dict:
+    """How the HOG box of a crop shown alone at 200 px sits in its MTCNN box: the median over crops
+    both detectors found of (centre dx, dy as fractions of the MTCNN box's width and height; HOG's
+    width and height over MTCNN's), the ``mtcnn_box_map`` of research/configs/predict.py."""
+    rows = []
+    for chip in chips:
+        canvas = Image.new("RGB", (400, 400), (128, 128, 128))
+        canvas.paste(chip.resize((200, 200)), (100, 100))
+        array = np.asarray(canvas)
+        hog_found = hog.hog_boxes(array, hog.config.min_detection_score)
+        mtcnn_found = mtcnn.detect(array)
+        if hog_found and mtcnn_found:
+            (left, top, right, bottom) = max(hog_found, key=lambda e: e[1])[0]
+            m_left, m_top, m_right, m_bottom = mtcnn_found[0].box
+            width, height = m_right - m_left, m_bottom - m_top
+            rows.append([((left + right) - (m_left + m_right)) / 2 / width,
+                         ((top + bottom) - (m_top + m_bottom)) / 2 / height,
+                         (right - left) / width, (bottom - top) / height])
+    box_map = np.median(np.asarray(rows), axis=0) if rows else np.full(4, np.nan)
+    return {"mtcnn_box_map": [round(float(v), 4) for v in box_map], "chips_both_found": len(rows),
+            "chips": len(chips)}
 
 
 def feathered(chip: Image.Image, side: int, feather: float) -> tuple[Image.Image, Image.Image]:
@@ -132,8 +161,13 @@ def match(found: list[tuple], faces: list[tuple], iou: float) -> tuple[list[bool
     return hit, len(found) - len(used)
 
 
-def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str | None) -> dict:
-    """Face rows and canvas rows for every setting, and the calibration."""
+def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str | None,
+                        box_map: list[float] | None = None) -> dict:
+    """Face rows and canvas rows for every setting, and the calibration.
+
+    MTCNN settings frame their boxes with ``box_map`` (the choice split's measurement, so that the
+    test canvases are scored with what validation chose), or when None with the one measured here.
+    """
     source = locate_dataset(data)
     rng = np.random.default_rng(c.seed)
     n_faces = len(c.canvases) * c.canvases_per_size * c.faces_per_canvas[1] + c.calibration_chips
@@ -142,7 +176,16 @@ def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str
     chips = [Image.open(io.BytesIO(blobs[f])).convert("RGB") for f in sample["file"]]
     aligners = {name: FaceAligner(detector_config(name)) for name in DETECTOR_SETTINGS
                 if name not in c.skip_settings}
-    calibration = calibrate_box(FaceAligner(detector_config("default")), chips[:c.calibration_chips])
+    hog = detector_config("default")
+    hog.detector = "hog"  # expected boxes are HOG's, whichever detector the command uses
+    hog_aligner = FaceAligner(hog)
+    calibration = calibrate_box(hog_aligner, chips[:c.calibration_chips])
+    mtcnn = next((a._mtcnn for a in aligners.values() if a._mtcnn is not None), None)
+    if mtcnn is not None:
+        calibration.update(measure_box_map(hog_aligner, mtcnn, chips[:c.calibration_chips]))
+        calibration["mtcnn_box_map_used"] = list(box_map or calibration["mtcnn_box_map"])
+        for aligner in aligners.values():
+            aligner.config.mtcnn_box_map = tuple(calibration["mtcnn_box_map_used"])
     clutter, pool = clutter_images(), iter(chips[c.calibration_chips:])
     face_rows, canvas_rows, records = [], [], []
     for size_index, size in enumerate(c.canvases):
@@ -156,12 +199,12 @@ def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str
                     continue
                 sweep = name in c.sweep_settings
                 tic = time.perf_counter()
-                found = [(face.box, face.score) for face, _ in
-                         aligner.detect(canvas, min_score=c.sweep_floor if sweep else None)]
+                floor = float(sweep_thresholds(c, name)[0]) if sweep else None
+                found = [(face.box, face.score) for face, _ in aligner.detect(canvas, min_score=floor)]
                 seconds = time.perf_counter() - tic
                 if sweep:
                     records.append({"setting": name, "faces": faces, "found": found})
-                    found = at_threshold(found, aligner.config.min_detection_score)
+                    found = at_threshold(found, aligner.threshold)
                 hit, false = match([box for box, _ in found], faces, c.match_iou)
                 canvas_rows.append({"setting": name, "canvas": f"{size[0]}x{size[1]}", "index": k,
                                     "faces": len(faces), "false": false, "seconds": seconds})
@@ -172,17 +215,26 @@ def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str
 
 
 def at_threshold(found: list[tuple], threshold: float) -> list[tuple]:
-    """The (box, score) detections a HOG run at ``threshold`` returns, from a run at a lower one."""
+    """The (box, score) detections a run at ``threshold`` returns, from a run at a lower one."""
     return [(box, score) for box, score in found if score >= threshold]
 
 
-def sweep_table(records: list[dict], thresholds: np.ndarray, iou: float, from_width: int) -> pd.DataFrame:
-    """Per setting and threshold: recall of faces ``from_width`` px and wider, false detections per
-    canvas, from the records of ``run_detection_bench`` (each canvas's faces and scored detections)."""
+def sweep_thresholds(c: ml_collections.ConfigDict, setting: str) -> np.ndarray:
+    """The thresholds swept for ``setting``, on its detector's own score (lowest first)."""
+    if detector_config(setting).detector == "mtcnn":
+        return np.asarray(c.mtcnn_sweep, dtype=float)
+    return np.round(np.arange(c.sweep_floor, c.sweep_ceiling + 1e-9, c.sweep_step), 4) + 0.0  # no -0.0
+
+
+def sweep_table(records: list[dict], thresholds: dict[str, np.ndarray], iou: float,
+                from_width: int) -> pd.DataFrame:
+    """Per setting and each of its ``thresholds``: recall of faces ``from_width`` px and wider, false
+    detections per canvas, from the records of ``run_detection_bench`` (each canvas's faces and
+    scored detections)."""
     rows = []
     for setting in dict.fromkeys(r["setting"] for r in records):
         part = [r for r in records if r["setting"] == setting]
-        for t in thresholds:
+        for t in thresholds[setting]:
             found = wide = false = 0
             for record in part:
                 hit, extra = match([box for box, _ in at_threshold(record["found"], t)], record["faces"], iou)
@@ -255,36 +307,51 @@ def choose_setting(sweep: pd.DataFrame, settings: tuple[str, ...], max_false: fl
 def sweep_figure(sweep: pd.DataFrame, chosen: dict, target: float):
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colours = {setting: f"C{i}" for i, setting in enumerate(dict.fromkeys(sweep["setting"]))}
+    # One row per detector (their scores are on different scales), each setting's choice marked.
+    detectors = {s: detector_config(s).detector for s in dict.fromkeys(sweep["setting"])}
+    kinds = list(dict.fromkeys(detectors.values()))
+    xlabels = {"hog": "HOG threshold (dlib's SVM margin)",
+               "mtcnn": "MTCNN threshold (O-Net face probability)"}
+    figure, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.8 * len(kinds)), squeeze=False)
+    colours = {setting: f"C{i}" for i, setting in enumerate(detectors)}
+    choices = {ch["setting"]: ch for ch in [chosen, *chosen.get("alternatives", [])]}
     for (split, setting), rows in sweep.groupby(["split", "setting"], sort=False):
+        left, right = axes[kinds.index(detectors[setting])]
         style = {"linestyle": "-" if split == "test" else "--", "marker": ".", "color": colours[setting]}
         left.plot(rows["threshold"], rows["recall"], label=f"{setting} ({split})", **style)
         right.plot(rows["threshold"], rows["false_per_canvas"], label=f"{setting} ({split})", **style)
-    for axis in (left, right):
-        axis.axvline(chosen["threshold"], color="grey", linestyle=":",
-                     label=f"chosen on {chosen['split']}: {chosen['threshold']:g}")
-        axis.set_xlabel("HOG threshold (dlib's SVM margin)")
-    left.axhline(0.95, color="black", linewidth=0.6)
-    right.axhline(target, color="black", linewidth=0.6)
-    left.set(ylabel="recall, faces 40 px and wider", title="Faces found")
-    right.set(ylabel="false detections per canvas", title="Detections on no face")
-    left.legend(fontsize=7, loc="lower left")
+    for setting, choice in choices.items():
+        for axis in axes[kinds.index(detectors[setting])]:
+            axis.axvline(choice["threshold"], color=colours[setting], linestyle=":", linewidth=0.8,
+                         label=f"{setting}'s on {chosen['split']}: {choice['threshold']:g}")
+    for (left, right), kind in zip(axes, kinds, strict=True):
+        for axis in (left, right):
+            axis.set_xlabel(xlabels[kind])
+        left.axhline(0.95, color="black", linewidth=0.6)
+        right.axhline(target, color="black", linewidth=0.6)
+        left.set(ylabel="recall, faces 40 px and wider", title=f"Faces found ({kind})")
+        right.set(ylabel="false detections per canvas", title=f"Detections on no face ({kind})")
+        left.legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
     return figure
 
 
 def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str | None, out: Path) -> dict:
     """results/detection/: recall_by_width.csv, canvases.csv, threshold_sweep.csv, summary.json and
-    the figures. The threshold sweep runs on ``choice_split`` canvases too (HOG settings only)."""
+    the figures. The threshold sweep runs on ``choice_split`` canvases too (swept and choice settings)."""
     start, load_before = time.perf_counter(), os.getloadavg()
     choice = ml_collections.ConfigDict(c.to_dict())
     choice.split = c.choice_split
-    choice.skip_settings = tuple(name for name in DETECTOR_SETTINGS if name not in c.sweep_settings)
-    thresholds = np.round(np.arange(c.sweep_floor, c.sweep_ceiling + 1e-9, c.sweep_step), 4) + 0.0  # no -0.0
-    sweeps = {}
+    compared = (*c.sweep_settings, *c.choice_settings)
+    choice.skip_settings = tuple(name for name in DETECTOR_SETTINGS if name not in compared)
+    thresholds = {name: sweep_thresholds(c, name) for name in c.sweep_settings}
+    sweeps, results = {}, {}
+    box_map = None  # measured on the choice split, then used on the test split
     for split_config in (choice, c):
-        records = (result := run_detection_bench(split_config, split_csv, data))["records"]
+        result = run_detection_bench(split_config, split_csv, data, box_map)
+        box_map, records = result["calibration"].get("mtcnn_box_map_used"), result["records"]
         sweeps[split_config.split] = sweep_table(records, thresholds, c.match_iou, c.recall_from_width)
+        results[split_config.split] = result
     sweep = pd.concat([t.assign(split=split) for split, t in sweeps.items()], ignore_index=True)
     chosen = {**choose_setting(sweeps[c.choice_split], tuple(c.choice_settings),
                                c.targets["false_per_canvas_at_most"], c.choice_margin),
@@ -309,11 +376,13 @@ def write_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: s
             "targets_met": bool(recall_wide >= c.targets["recall_at_least"]
                                 and false <= c.targets["false_per_canvas_at_most"])}
     default, setting = detector_config("default"), detector_config(chosen["setting"])
-    chosen["command_default"] = default.min_detection_score
+    default_threshold = configured_threshold(default)
+    chosen["command_default"] = {"detector": default.detector, "threshold": default_threshold}
     same_detector = all(default[k] == setting[k] for k in DETECTOR_SETTINGS[chosen["setting"]])
-    chosen["command_default_is_chosen"] = bool(same_detector and abs(default.min_detection_score
-                                                                     - chosen["threshold"]) < 1e-9)
+    same_threshold = abs(default_threshold - chosen["threshold"]) < 1e-9
+    chosen["command_default_is_chosen"] = bool(same_detector and same_threshold)
     summary = {"config": c.to_dict(), "split_file": str(split_csv), "calibration": result["calibration"],
+               "calibration_choice": results[c.choice_split]["calibration"],
                "settings": per_setting, "threshold": chosen,
                "predict_config": detector_config("default").to_dict(),
                "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},

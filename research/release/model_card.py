@@ -185,6 +185,15 @@ def robustness_lines(robustness: dict | None, release: str) -> list[str]:
             f"{shifted or 'none'}."]
 
 
+def smallest_face(predict) -> str:
+    """The smallest face the command's detector looks for, in words."""
+    if predict.detector == "mtcnn":
+        return (f"{predict.mtcnn_min_face:g} px in the photo (where MTCNN's pyramid starts; larger photos "
+                "start higher, as each record's min_face_width says)")
+    return (f"about {60 / predict.detector_upscale:.0f} px in the photo (the HOG detector's smallest at "
+            f"its {predict.detector_upscale:g}x upscale)")
+
+
 def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summary: dict,
            rules: dict | None = None, bias: dict | None = None, robustness: dict | None = None) -> str:
     """The Markdown model card; every fact from the release's config, metadata and rules, the
@@ -259,8 +268,7 @@ def render(metadata: dict, config: dict, run: Path, breakdowns: Path, split_summ
         "five coarse classes, and children, the very old and the `Others` group are few. Errors differ "
         "by group as shown above.",
         f"- Trained on {size} px chips of mostly frontal faces: profile views, occlusion, heavy make-up, "
-        "poor light and faces smaller than about 80 px in the photo (missed by the HOG detector) are not "
-        "covered.",
+        f"poor light and faces smaller than {smallest_face(predict)} are not covered.",
         "- Licence: UTKFace is for non-commercial research only, so this model is too.",
         "",
     ])

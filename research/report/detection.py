@@ -1,5 +1,5 @@
 """The detection benchmark (results/detection/): recall per face width and detector setting, and the
-HOG threshold chosen on validation canvases."""
+setting and threshold chosen on validation canvases."""
 
 from __future__ import annotations
 
@@ -32,12 +32,20 @@ def detection_numbers(results: Results) -> dict[str, object]:
            "test_recall": pct(chosen["test"]["recall"]),
            "test_false": f"{chosen['test']['false_per_canvas']:.3f}",
            "default_is_chosen": chosen.get("command_default_is_chosen", False),
-           "command_default": f"{chosen.get('command_default', float('nan')):g}",
+           "command_default": command_default(chosen.get("command_default")),
            "met": [name for name, f in settings.items() if f["targets_met"]]}
     for name, facts in settings.items():
         out[f"{name}_recall"], out[f"{name}_false"] = pct(facts[key]), f"{facts['false_per_canvas']:.3f}"
     out["settings"] = settings
     return out
+
+
+def command_default(default: object) -> str:
+    """The command's detector and threshold as the summary records them ("hog at 0.1"); a bare
+    number is a HOG threshold (summaries written before MTCNN was a setting)."""
+    if isinstance(default, dict):
+        return f"{default['detector']} at {default['threshold']:g}"
+    return f"hog at {default:g}" if isinstance(default, int | float) else "n/a"
 
 
 def detection_table(results: Results) -> Markdown:
@@ -52,8 +60,8 @@ def detection_table(results: Results) -> Markdown:
              f"recall, faces {d['from']} px and wider": d[f"{name}_recall"],
              "false detections per canvas": d[f"{name}_false"],
              "targets met": "yes" if facts["targets_met"] else "no"} for name, facts in d["settings"].items()]
-    caption = (f"Detector settings on the test canvases at the command's HOG threshold "
-               f"({d['command_default']}); "
+    caption = (f"Detector settings on the test canvases, each at the command's threshold for its detector "
+               f"(the command: {d['command_default']}); "
                "the CNN setting runs on fewer canvases (seconds each on this CPU). "
                f"Targets: recall at least {d['target_recall']}, at most {d['target_false']} false detections "
                "per canvas.")
@@ -66,13 +74,14 @@ def detection_section(results: Results) -> Markdown:
     if not d:
         return not_yet(COMMAND)
     default_note = ("which is the command's default" if d["default_is_chosen"] else
-                    f"while the command still runs at {d['command_default']}: rerun the benchmark after "
-                    "setting min_detection_score")
+                    f"while the command still runs {d['command_default']}: set its detector and threshold "
+                    "(research/configs/predict.py) and rerun the benchmark")
     text = paragraph(
         f"**Finding faces.** Test crops are pasted into {d['canvases']} canvases ({d['per_size']} of each, "
         f"{d['faces']} faces per canvas, face widths {d['widths']} px drawn log-uniformly, with patches of "
-        "non-face photos, clothing among them, as clutter). The HOG detector's threshold was swept from "
-        f"one pass and chosen on canvases of {d['choice_split']} crops as the lowest whose false "
+        "non-face photos, clothing among them, as clutter). Each detector's threshold (HOG's SVM margin, "
+        "MTCNN's face probability) was swept from one pass and chosen on canvases of "
+        f"{d['choice_split']} crops as the lowest whose false "
         f"detections stay within {d['target_false']} per canvas, for each candidate setting, and the "
         f"setting that finds most faces there taken: {d['setting']} at {d['threshold']}, {default_note}. "
         f"There it finds {d['val_recall']} of faces {d['from']} px and wider with {d['val_false']} false "
@@ -84,6 +93,7 @@ def detection_section(results: Results) -> Markdown:
                                  "Recall per face width on the test canvases, per detector setting.",
                                  "detection-recall"),
                   results.figure("detection/threshold_sweep.png",
-                                 "Recall from 40 px and false detections per canvas over the HOG "
-                                 "threshold, on validation (dashed) and test canvases; dotted: the "
-                                 "threshold chosen on validation.", "detection-sweep"))
+                                 "Recall from 40 px and false detections per canvas over each "
+                                 "detector's threshold, on validation (dashed) and test canvases; "
+                                 "dotted: each setting's threshold chosen on validation.",
+                                 "detection-sweep"))

@@ -1,0 +1,144 @@
+"""MTCNN (research/predict/mtcnn.py): the weights read from the installed package with nothing but
+arrays accepted, small faces found, its boxes framed as HOG's, and its threshold sweepable from one pass.
+
+Faces come from skimage's astronaut (tests/test_detection.py's canvases); no dataset is needed.
+"""
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_detection import face_canvas, found_boxes
+
+from research.configs.predict import detector_config, get_config
+from research.predict import mtcnn
+from research.predict.faces import FaceAligner, box_iou, hog_frame
+from research.release.detection_bench import at_threshold
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cascade() -> mtcnn.MTCNN:
+    return mtcnn.MTCNN(min_face=24)
+
+
+@pytest.fixture(scope="module")
+def mtcnn_aligner() -> FaceAligner:
+    return FaceAligner(detector_config("mtcnn"))
+
+
+def test_the_packaged_weights_load_with_their_checksum_and_a_wrong_one_is_refused(tmp_path):
+    weights = mtcnn.load_weights()
+    assert {net: len(arrays) for net, arrays in weights.items()} == {"pnet": 13, "rnet": 16, "onet": 21}
+    assert weights["pnet"][0].shape == (3, 3, 3, 10) and weights["onet"][-2].shape == (256, 10)
+    copy = tmp_path / "w.npy"
+    copy.write_bytes(mtcnn.weights_path().read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="reinstall that version"):
+        mtcnn.load_weights(copy)
+
+
+def test_a_weights_file_holding_anything_but_arrays_is_refused_without_running_it(tmp_path):
+    called = tmp_path / "called"
+
+    class Payload:  # unpickling this would create a file
+        def __reduce__(self):
+            return (Path.touch, (called,))
+
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array({"pnet": Payload()}, dtype=object), allow_pickle=True)
+    with pytest.raises(pickle.UnpicklingError, match="not only arrays"):
+        mtcnn.load_weights(path, sha256=None)
+    assert not called.exists()
+
+
+def test_a_missing_package_names_the_install_command(monkeypatch):
+    import importlib.metadata
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps mtcnn==0.1.1"):
+        mtcnn.weights_path()
+
+
+def test_pnet_output_size_matches_the_network():
+    for side in (12, 13, 31, 64, 97):
+        prob, _ = mtcnn.pnet(mtcnn.load_weights()["pnet"], np.zeros((1, side, side, 3), np.float32))
+        assert prob.shape[1] == mtcnn.pnet_output_size(side)
+
+
+def test_the_pyramid_starts_at_min_face_and_is_capped_for_large_photos(cascade):
+    assert cascade.smallest_face(480, 640) == pytest.approx(24)
+    assert cascade.scales(480, 640)[0] == pytest.approx(0.5)
+    big = cascade.smallest_face(3000, 4000)  # capped at max_pixels: smallest face grows with the photo
+    assert big == pytest.approx(12 / (250_000 / 12e6) ** 0.5)
+    scales = cascade.scales(480, 640)
+    assert all(b / a == pytest.approx(cascade.factor) for a, b in zip(scales, scales[1:], strict=False))
+    assert 480 * scales[-1] >= 12 > 480 * scales[-1] * cascade.factor
+    with pytest.raises(ValueError, match="at least"):
+        mtcnn.MTCNN(min_face=8)
+
+
+def test_faces_of_40_px_are_all_found_and_framed_as_hog_frames_them(mtcnn_aligner):
+    for width, count in ((40, 5), (120, 3)):
+        canvas, expected = face_canvas(width, count, seed=1)
+        assert found_boxes(mtcnn_aligner, canvas, expected) == count
+    canvas, expected = face_canvas(80, 3, seed=2)
+    boxes = [face.box for face, _ in mtcnn_aligner.detect(canvas)]
+    for box in expected:  # mapped to HOG's framing, each box lies close to where HOG's would be
+        assert max(box_iou(box, b) for b in boxes) >= 0.6
+    assert all(face.detector == "mtcnn" for face, _ in mtcnn_aligner.detect(canvas))
+
+
+def test_hog_frame_moves_and_scales_the_box_by_hand():
+    # a 100 x 120 box centred at (150, 260): centre moved by (10, -12) px, size 80 x 60
+    assert hog_frame((100, 200, 200, 320), (0.1, -0.1, 0.8, 0.5)) == (120, 218, 200, 278)
+    assert hog_frame((0, 0, 10, 10), (0, 0, 1, 1)) == (0, 0, 10, 10)
+
+
+def test_filtering_a_low_threshold_pass_equals_running_the_cascade_at_the_threshold(cascade):
+    canvas, _ = face_canvas(44, 4, seed=3)
+    rng = np.random.default_rng(0)  # texture for a few weaker candidates
+    canvas = np.clip(canvas + rng.normal(0, 25, canvas.shape), 0, 255).astype(np.uint8)
+    low = [(d.box, d.score) for d in cascade.detect(canvas)]
+    assert len(low) >= 4
+    for threshold in (0.8, 0.95, 0.99, 0.999):
+        strict = mtcnn.MTCNN(min_face=24, thresholds=(0.6, 0.7, threshold), weights=mtcnn.load_weights())
+        direct = [(d.box, d.score) for d in strict.detect(canvas)]
+        assert sorted(at_threshold(low, threshold)) == sorted(direct)
+
+
+def test_the_aligner_thresholds_mtcnn_on_its_own_probability(mtcnn_aligner):
+    canvas, _ = face_canvas(60, 3, seed=4)
+    scores = [face.score for face, _ in mtcnn_aligner.detect(canvas, min_score=mtcnn_aligner.score_floor)]
+    assert scores and all(0.7 <= s <= 1 for s in scores)
+    assert mtcnn_aligner.threshold == get_config().mtcnn_min_probability
+    assert mtcnn_aligner.detect(canvas, min_score=1.01) == []
+    with pytest.raises(ValueError, match="detector must be one of"):
+        FaceAligner(_with(get_config(), detector="sift"))
+
+
+def _with(config, **values):
+    config = config.copy_and_resolve_references()
+    config.update(values)
+    return config
+
+
+def test_the_configured_box_map_and_threshold_are_the_benchmarks_measurements():
+    summary_file = REPO / "results" / "detection" / "summary.json"
+    if not summary_file.exists():
+        pytest.skip("no detection benchmark yet: python scripts/bench_detection.py")
+    summary = json.loads(summary_file.read_text())
+    measured = summary.get("calibration_choice", {}).get("mtcnn_box_map")
+    if measured is None:
+        pytest.skip("the committed benchmark predates MTCNN: rerun scripts/bench_detection.py")
+    assert list(get_config().mtcnn_box_map) == pytest.approx(measured, abs=5e-4)
+    choices = [summary["threshold"], *summary["threshold"].get("alternatives", [])]
+    by_setting = {ch["setting"]: ch["threshold"] for ch in choices}
+    assert get_config().mtcnn_min_probability == by_setting["mtcnn"]
+    assert get_config().min_detection_score == by_setting["upscale_2"]  # HOG's, for its default framing
+    assert summary["threshold"]["setting"] == get_config().detector == "mtcnn"
