@@ -12,7 +12,7 @@ from skimage import data
 from research.configs import load_config
 from research.configs.predict import detector_config, get_config
 from research.models.factory import create_model
-from research.predict import faces
+from research.predict import faces, mtcnn
 from research.predict.annotate import annotate, label_layout, overlaps, place_labels
 from research.predict.faces import FaceAligner, box_iou, detection_scale, merge_detections
 from research.predict.pipeline import Predictor
@@ -151,6 +151,7 @@ def tiny_release() -> Release:
 def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     config = get_config()
     config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has three
+    config.mtcnn_precompile_sizes = ((640, 480),)
     predictor = Predictor.from_release(tiny_release, config)
     estimator = predictor.estimator
     compiled = estimator.compiled_sizes()
@@ -159,6 +160,15 @@ def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     estimator.faces(chips, 25)
     estimator.faces(chips[:1], 25)
     assert estimator.compiled_sizes() == compiled
+    # the detector too: a photo of a size compiled at start-up compiles nothing more
+    from skimage import data as skdata
+
+    detector = predictor.aligner._mtcnn
+    shapes = detector.compiled_shapes()
+    assert shapes >= len(mtcnn.BUCKETS["rnet"]) + len(mtcnn.BUCKETS["onet"])
+    photo = np.asarray(Image.fromarray(skdata.astronaut()).resize(tuple(config.mtcnn_precompile_sizes[0])))
+    assert predictor.predict_array(photo, 25)[0]  # the face is found
+    assert detector.compiled_shapes() == shapes and estimator.compiled_sizes() == compiled
     config.precompile = False
     lazy = Predictor.from_release(tiny_release, config).estimator
     assert lazy.compiled_sizes() == 0

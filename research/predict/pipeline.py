@@ -45,10 +45,11 @@ class Predictor:
     @classmethod
     def from_release(cls, release: Release | str | Path, config: ml_collections.ConfigDict) -> Predictor:
         release = release if isinstance(release, Release) else load_release(release)
-        estimator = AgeEstimator(release, config)
+        estimator, aligner = AgeEstimator(release, config), FaceAligner(config)
         if config.get("precompile", False):
             estimator.precompile()
-        return cls(FaceAligner(config), estimator, config)
+            aligner.precompile()
+        return cls(aligner, estimator, config)
 
     def predict_array(self, image: np.ndarray, challenge: float, scale: float = 1.0) -> tuple[list[dict],
                                                                                               np.ndarray]:

@@ -80,7 +80,8 @@ def latency_row(model: str, measure: str, seconds: np.ndarray, faces: int) -> di
 
 def startup_probe(release: str, precompile: bool, cache_dir: str) -> dict:
     """In a fresh process: seconds to load the release (and compile), the first photo, a photo
-    with two faces (a new batch size) and the photo again; printed as JSON by ``startup_times``."""
+    with two faces (a new batch size and photo size), the photo again and an 800x600 photo (a size
+    whose detector pyramid is not compiled at start-up); printed as JSON by ``startup_times``."""
     from research.predict.command import enable_compile_cache
 
     tic = time.perf_counter()
@@ -90,8 +91,9 @@ def startup_probe(release: str, precompile: bool, cache_dir: str) -> dict:
     predictor = Predictor.from_release(release, config)
     times = {"startup_s": time.perf_counter() - tic}
     photo = astronaut_photo()
+    other = np.asarray(Image.fromarray(photo).resize((800, 600)))  # a size not compiled at start-up
     for name, image in (("first_photo_s", photo), ("two_faces_photo_s", np.concatenate([photo, photo], 1)),
-                        ("photo_again_s", photo)):
+                        ("photo_again_s", photo), ("photo_800x600_s", other)):
         tic = time.perf_counter()
         predictor.predict_array(image, config.challenge)
         times[name] = time.perf_counter() - tic

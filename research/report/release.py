@@ -232,11 +232,16 @@ def startup_sentence(lt: dict[str, object]) -> str:
         cold, warm, lazy = (startup[k] for k in ("precompile_cold_cache", "precompile_warm_cache",
                                                  "compile_on_first_use"))
         buckets = lt.get("buckets") or []
+        other = ("" if "photo_800x600_s" not in cold else
+                 f" ({num(cold['photo_800x600_s'], 2)} s for an 800x600 photo, a size whose detector "
+                 f"pyramid was not compiled at start-up, and {num(warm['photo_800x600_s'], 2)} s once the "
+                 "cache holds it)")
         parts.append(
             "Start-up, which loads the release and the detector and compiles the model for its "
             f"{len(buckets)} batch sizes ({', '.join(map(str, buckets))} "
-            f"faces), takes {num(cold['startup_s'], 1)} s with an empty compilation cache and "
-            f"{num(warm['startup_s'], 1)} s with a filled one; compiled on first use instead, the first "
+            f"faces) and the detector for its own, takes {num(cold['startup_s'], 1)} s with an empty "
+            f"compilation cache and {num(warm['startup_s'], 1)} s with a filled one; the first photo then "
+            f"takes {num(cold['first_photo_s'], 2)} s{other}. Compiled on first use instead, the first "
             f"photo would take {num(lazy['first_photo_s'], 1)} s.")
     if by_pass:
         sizes = {int(k.split("_")[2]): v for k, v in by_pass.items()}
