@@ -151,7 +151,7 @@ def tiny_release() -> Release:
 def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     config = get_config()
     config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has three
-    config.mtcnn_precompile_sizes = ((640, 480),)
+    config.mtcnn_precompile_sizes = ((704, 528),)  # a size no other test runs (jit caches are shared)
     predictor = Predictor.from_release(tiny_release, config)
     estimator = predictor.estimator
     compiled = estimator.compiled_sizes()
@@ -160,7 +160,7 @@ def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     estimator.faces(chips, 25)
     estimator.faces(chips[:1], 25)
     assert estimator.compiled_sizes() == compiled
-    # the detector too: a photo of a size compiled at start-up compiles nothing more
+    # the detector too: a photo of a size compiled at start-up compiles nothing more, another size does
     from skimage import data as skdata
 
     detector = predictor.aligner._mtcnn
@@ -169,6 +169,8 @@ def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     photo = np.asarray(Image.fromarray(skdata.astronaut()).resize(tuple(config.mtcnn_precompile_sizes[0])))
     assert predictor.predict_array(photo, 25)[0]  # the face is found
     assert detector.compiled_shapes() == shapes and estimator.compiled_sizes() == compiled
+    predictor.predict_array(np.asarray(Image.fromarray(photo).resize((736, 552))), 25)
+    assert detector.compiled_shapes() > shapes
     config.precompile = False
     lazy = Predictor.from_release(tiny_release, config).estimator
     assert lazy.compiled_sizes() == 0

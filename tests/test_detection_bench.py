@@ -38,7 +38,12 @@ def test_the_lowest_threshold_within_the_false_target_is_chosen():
     sweep = pd.DataFrame({"setting": "s", "threshold": [-0.2, 0.0, 0.2, 0.4],
                           "recall": [0.99, 0.97, 0.93, 0.90], "false_per_canvas": [0.2, 0.04, 0.01, 0.0]})
     assert choose_threshold(sweep, "s", 0.05) == {"setting": "s", "threshold": 0.0, "recall": 0.97,
-                                                  "false_per_canvas": 0.04, "within_target": True}
+                                                  "false_per_canvas": 0.04, "within_target": True,
+                                                  "at_sweep_floor": False}
+    assert choose_threshold(sweep.assign(false_per_canvas=0.0), "s", 0.05)["at_sweep_floor"]
+    # of thresholds finding as many faces within the target, the highest (fewer false detections)
+    tied = choose_threshold(sweep.assign(recall=[0.99, 0.99, 0.99, 0.90]), "s", 0.05)
+    assert (tied["threshold"], tied["false_per_canvas"], tied["at_sweep_floor"]) == (0.2, 0.01, False)
     none = choose_threshold(sweep.assign(false_per_canvas=1.0), "s", 0.05)
     assert none["threshold"] == 0.4 and not none["within_target"]
 

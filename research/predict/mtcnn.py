@@ -1,4 +1,4 @@
-"""MTCNN face detection (Zhang et al., 2016) in numpy, with the weights the ``mtcnn`` PyPI package ships.
+"""MTCNN face detection (Zhang et al., 2016) in JAX, with the weights the ``mtcnn`` PyPI package ships.
 
 The three cascaded networks: P-Net scans an image pyramid fully convolutionally for 12 px face
 candidates, R-Net rescores and refines each candidate at 24 px, O-Net at 48 px (with five
@@ -12,6 +12,10 @@ MIT). The file is a pickled dict of numpy arrays; it is read with an unpickler t
 arrays and nothing else, after its sha256 is checked. The package itself (which imports
 Keras and OpenCV) is never imported. The networks were converted with image rows and
 columns swapped, so every input is transposed before it enters them, as the package does.
+
+Boxes follow the reference implementation (the package's, after the authors' MATLAB code): they
+are 1-based through the cascade, so a box's crop starts at pixel (x1 - 1, y1 - 1), and ``detect``
+returns them as the package does (its left and top as given, landmarks 0-based).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ PNET_CELL, PNET_STRIDE, RNET_SIZE, ONET_SIZE = 12, 2, 24, 48
 PAD_STEP = 32
 # Batch sizes R-Net's and O-Net's crops are padded to (larger batches run in chunks of the
 # largest), all compiled at start-up (``precompile``).
-BUCKETS = {"rnet": (16, 64, 256), "onet": (4, 16, 64)}
+BUCKETS = {"rnet": (16, 32, 64, 128, 256), "onet": (4, 8, 16, 32, 64)}
 
 
 def weights_path() -> Path:
@@ -79,8 +83,17 @@ class _ArraysOnly(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"{WEIGHTS_FILE} holds {module}.{name}, not only arrays: "
                                          "refusing it")
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_only
         module = "numpy._core.multiarray" if module == "numpy.core.multiarray" else module
         return getattr(importlib.import_module(module), name)
+
+
+def _latin1_only(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` for the latin-1 text the file spells array bytes in; no other codec."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"{WEIGHTS_FILE} asks for the {encoding!r} codec: refusing it")
+    return text.encode("latin1")
 
 
 def load_weights(path: Path | None = None,
@@ -97,7 +110,9 @@ def load_weights(path: Path | None = None,
     header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     _, _, dtype = header(stream)  # an object array of shape (): a pickled dict follows
     if dtype != np.dtype(object):
-        raise ValueError(f"{path} holds a {dtype} array, not the pickled dict of {PACKAGE} {PACKAGE_VERSION}")
+        raise ValueError(f"{path} holds a {dtype} array, not the pickled dict of {PACKAGE} "
+                         f"{PACKAGE_VERSION}: reinstall it (pip install --no-deps --force-reinstall "
+                         f"{PACKAGE}=={PACKAGE_VERSION})")
     loaded = _ArraysOnly(stream, encoding="latin1").load()
     item = loaded.item() if isinstance(loaded, np.ndarray) else loaded
     return {net: [np.asarray(a, np.float32) for a in item[net]] for net in ("pnet", "rnet", "onet")}
@@ -122,9 +137,16 @@ def _max_pool(x, size: int, stride: int, same: bool):
 
 
 @jax.jit
-def pnet(w: list, x):
-    """(face probability N x H' x W', box offsets N x H' x W' x 4) for transposed images."""
-    x = _max_pool(_prelu(_conv(x, w[0], w[1]), w[2]), 2, 2, same=True)
+def pnet(w: list, x, valid=None):
+    """(face probability N x H' x W', box offsets N x H' x W' x 4) for transposed images. ``valid``:
+    (rows, columns) of ``x`` that are image, not padding: the first pooling then pads past them
+    with -inf, as TensorFlow's 'same' pooling did on the unpadded image."""
+    x = _prelu(_conv(x, w[0], w[1]), w[2])
+    if valid is not None:
+        rows = jnp.arange(x.shape[1])[:, None] < valid[0] - 2  # a 3x3 'valid' convolution's outputs
+        cols = jnp.arange(x.shape[2])[None, :] < valid[1] - 2
+        x = jnp.where((rows & cols)[None, :, :, None], x, -jnp.inf)
+    x = _max_pool(x, 2, 2, same=True)
     x = _prelu(_conv(x, w[3], w[4]), w[5])
     x = _prelu(_conv(x, w[6], w[7]), w[8])
     return jax.nn.softmax(_conv(x, w[9], w[10]))[..., 1], _conv(x, w[11], w[12])
@@ -210,10 +232,11 @@ def _normalise(pixels: np.ndarray) -> np.ndarray:
 
 
 def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Each integer box cut from ``image`` (zeros outside it), resized to size x size, transposed."""
+    """Each 1-based integer box (x1, y1, x2, y2: pixels x1 - 1 to x2 - 1) cut from ``image`` (zeros
+    outside it), resized to size x size, transposed."""
     height, width = image.shape[:2]
     out = np.zeros((len(boxes), size, size, 3), np.float32)
-    for k, (x1, y1, x2, y2) in enumerate(boxes.astype(np.int64)):
+    for k, (x1, y1, x2, y2) in enumerate(boxes.astype(np.int64) - 1):
         w, h = x2 - x1 + 1, y2 - y1 + 1
         if w <= 0 or h <= 0:
             continue
@@ -249,7 +272,8 @@ class MTCNN:
                 jax.block_until_ready(fn(self.weights[net], np.zeros((size, side, side, 3), np.float32)))
         for width, height in photo_sizes:
             for shape in self.level_shapes(height, width):
-                jax.block_until_ready(pnet(self.weights["pnet"], np.zeros((1, *shape, 3), np.float32)))
+                jax.block_until_ready(pnet(self.weights["pnet"], np.zeros((1, *shape, 3), np.float32),
+                                          np.asarray(shape, np.int32)))
 
     def compiled_shapes(self) -> int:
         """How many input shapes the three networks have compiled (jit's caches; a test checks start-up)."""
@@ -292,7 +316,8 @@ class MTCNN:
             scaled = _normalise(np.asarray(source.resize(size, Image.Resampling.BOX)))
             x = np.zeros((1, *shape, 3), np.float32)  # transposed, as trained; zero-padded (grey)
             x[0, :size[0], :size[1]] = scaled.transpose(1, 0, 2)
-            pending.append((scale, size, pnet(self.weights["pnet"], x)))  # all levels dispatched first
+            valid = np.asarray(size, np.int32)  # transposed: (columns, rows) of the image
+            pending.append((scale, size, pnet(self.weights["pnet"], x, valid)))  # all levels dispatched first
         for scale, size, (prob, offsets) in pending:
             cols, rows_ = pnet_output_size(size[0]), pnet_output_size(size[1])  # cells inside the image
             prob = np.asarray(prob)[0, :cols, :rows_].T  # back to rows x columns
@@ -316,6 +341,9 @@ class MTCNN:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 array (H x W x 3), highest O-Net probability first."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"MTCNN needs an RGB uint8 array (H x W x 3), got {image.dtype} {image.shape}: "
+                             "convert first, e.g. np.asarray(Image.open(path).convert('RGB'))")
         rows = self._stage1(image)
         if len(rows):
             prob, offsets = _batched(rnet, self.weights["rnet"], _crops(image, rows[:, :4], RNET_SIZE),

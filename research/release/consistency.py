@@ -43,7 +43,7 @@ SIDE_BINS = (30, 48, 64, 96, 128, 160, 240, 401)
 # Detections are kept down to a floor to tabulate detection rates at other thresholds, on the first
 # detector's own score: HOG's SVM margin, MTCNN's O-Net probability (from its cascade's own floor).
 SCORE_FLOOR = {"hog": -0.5, "mtcnn": None}
-MIN_SCORES = {"hog": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), "mtcnn": (0.7, 0.8, 0.9, 0.95, 0.98, 0.99)}
+MIN_SCORES = {"hog": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), "mtcnn": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)}
 
 
 def sample_split(split_csv: Path, split: str, n: int, seed: int) -> pd.DataFrame:
@@ -91,7 +91,8 @@ def run_consistency(predictor: Predictor, sample: pd.DataFrame, blobs: dict[str,
     rows, chips = [], {p: [] for p in paddings}
     for file in tqdm(sample["file"], desc="consistency", unit="img"):
         canvas, x, y, side = place(Image.open(io.BytesIO(blobs[file])).convert("RGB"), rng, scale_range)
-        found = aligner.detect(canvas, min_score=SCORE_FLOOR[aligner.detector] or aligner.score_floor)
+        floor = SCORE_FLOOR[aligner.detector]
+        found = aligner.detect(canvas, min_score=aligner.score_floor if floor is None else floor)
         # The face that was pasted: the best-scoring detection whose centre lies inside the crop.
         inside = [(face, shape) for face, shape in found
                   if x <= (face.box[0] + face.box[2]) / 2 <= x + side

@@ -16,9 +16,9 @@ lowest threshold of its grid (HOG's SVM margin from ``sweep_floor``; MTCNN's O-N
 ``mtcnn_sweep``) and keeps every detection's score, and the detections at a threshold t are those
 scoring t or more. That equals running the detector at t, because both suppress overlapping
 boxes greedily in order of score (a kept box only ever suppresses lower-scoring ones). The
-threshold is chosen on canvases of ``choice_split`` crops (validation), per setting: the lowest
-whose false detections per canvas stay within the target, i.e. the highest recall the target
-allows. Of ``choice_settings`` (listed cheapest first) the first whose recall at its threshold is
+threshold is chosen on canvases of ``choice_split`` crops (validation), per setting: the highest
+recall whose false detections per canvas stay within the target (of thresholds with that recall,
+the highest). Of ``choice_settings`` (listed cheapest first) the first whose recall at its threshold is
 within ``choice_margin`` of the best is chosen; the test canvases report the choice.
 
 Outputs (results/detection/, aggregates only): recall_by_width.csv (setting, canvas, width bin,
@@ -96,11 +96,16 @@ def measure_box_map(hog: FaceAligner, mtcnn: MTCNN, chips: list[Image.Image]) ->
         if hog_found and mtcnn_found:
             (left, top, right, bottom) = max(hog_found, key=lambda e: e[1])[0]
             m_left, m_top, m_right, m_bottom = mtcnn_found[0].box
+            if box_iou((left, top, right, bottom), tuple(round(v) for v in mtcnn_found[0].box)) < 0.3:
+                continue  # not the same face
             width, height = m_right - m_left, m_bottom - m_top
             rows.append([((left + right) - (m_left + m_right)) / 2 / width,
                          ((top + bottom) - (m_top + m_bottom)) / 2 / height,
                          (right - left) / width, (bottom - top) / height])
-    box_map = np.median(np.asarray(rows), axis=0) if rows else np.full(4, np.nan)
+    if not rows:
+        raise ValueError(f"no calibration crop was found by both HOG and MTCNN ({len(chips)} tried): "
+                         "raise calibration_chips (research/configs/predict.py get_detection_bench_config)")
+    box_map = np.median(np.asarray(rows), axis=0)
     return {"mtcnn_box_map": [round(float(v), 4) for v in box_map], "chips_both_found": len(rows),
             "chips": len(chips)}
 
@@ -186,6 +191,9 @@ def run_detection_bench(c: ml_collections.ConfigDict, split_csv: Path, data: str
         calibration["mtcnn_box_map_used"] = list(box_map or calibration["mtcnn_box_map"])
         for aligner in aligners.values():
             aligner.config.mtcnn_box_map = tuple(calibration["mtcnn_box_map_used"])
+    for aligner in aligners.values():  # compiled before anything is timed
+        aligner.config.mtcnn_precompile_sizes = tuple(tuple(size) for size in c.canvases)
+        aligner.precompile()
     clutter, pool = clutter_images(), iter(chips[c.calibration_chips:])
     face_rows, canvas_rows, records = [], [], []
     for size_index, size in enumerate(c.canvases):
@@ -221,8 +229,13 @@ def at_threshold(found: list[tuple], threshold: float) -> list[tuple]:
 
 def sweep_thresholds(c: ml_collections.ConfigDict, setting: str) -> np.ndarray:
     """The thresholds swept for ``setting``, on its detector's own score (lowest first)."""
-    if detector_config(setting).detector == "mtcnn":
-        return np.asarray(c.mtcnn_sweep, dtype=float)
+    config = detector_config(setting)
+    if config.detector == "mtcnn":
+        if min(c.mtcnn_sweep) < config.mtcnn_thresholds[2]:
+            raise ValueError(f"mtcnn_sweep starts at {min(c.mtcnn_sweep)}, below the cascade's O-Net "
+                             f"floor {config.mtcnn_thresholds[2]}: those thresholds cannot be measured "
+                             "from one pass (lower mtcnn_thresholds[2])")
+        return np.sort(np.asarray(c.mtcnn_sweep, dtype=float))
     return np.round(np.arange(c.sweep_floor, c.sweep_ceiling + 1e-9, c.sweep_step), 4) + 0.0  # no -0.0
 
 
@@ -247,13 +260,17 @@ def sweep_table(records: list[dict], thresholds: dict[str, np.ndarray], iou: flo
 
 
 def choose_threshold(sweep: pd.DataFrame, setting: str, max_false: float) -> dict:
-    """The lowest threshold of ``setting`` whose false detections per canvas are at most
-    ``max_false`` (recall only falls as the threshold rises); the highest swept one if none is."""
+    """The threshold of ``setting`` that finds the most faces with at most ``max_false`` false
+    detections per canvas, and of those that find as many the highest (recall only falls as the
+    threshold rises, so it is the lowest within the target unless a higher one finds as many with
+    fewer false detections); the highest swept one if none is within the target."""
     part = sweep[sweep["setting"] == setting].sort_values("threshold")
     ok = part[part["false_per_canvas"] <= max_false]
-    row = (ok if len(ok) else part.tail(1)).iloc[0]
+    row = ok[ok["recall"] >= ok["recall"].max()].iloc[-1] if len(ok) else part.iloc[-1]
     return {"setting": setting, "threshold": float(row["threshold"]), "recall": float(row["recall"]),
-            "false_per_canvas": float(row["false_per_canvas"]), "within_target": bool(len(ok))}
+            "false_per_canvas": float(row["false_per_canvas"]), "within_target": bool(len(ok)),
+            # the lowest threshold swept: a lower one might have found more within the target
+            "at_sweep_floor": bool(row["threshold"] == part["threshold"].iloc[0])}
 
 
 def recall_table(faces: pd.DataFrame, bins: tuple[int, ...]) -> pd.DataFrame:

@@ -211,8 +211,10 @@ def _test_columns(m: dict) -> dict:
 
 
 def _architecture(models: dict, name: str) -> dict:
+    """The architecture of run ``name``: its (config, profile)'s, with the run's own input size and
+    operations where it trained at another size (models_summary "runs", under ("run", name))."""
     entry = experiments.run(name)
-    return models.get((entry.config, entry.profile), {})
+    return {**models.get((entry.config, entry.profile), {}), **models.get(("run", name), {})}
 
 
 def _pretraining_row(results: Path, name: str, sources: dict, models: dict, recipe: str = "") -> dict | None:
@@ -261,6 +263,7 @@ def pretraining_table(results: Path, pairs: dict[str, str] = experiments.PRETRAI
     summary_file = Path(results) / "models_summary" / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     models = {(v["config"], v["profile"]): v for v in summary.get("models", {}).values()}
+    models.update({("run", name): v for name, v in summary.get("runs", {}).items()})
     rows = [_pretraining_row(results, name, summary.get("pretrained", {}), models)
             for pretrained, control in pairs.items() for name in (control, pretrained)]
     rows += [_pretraining_row(results, name, summary.get("pretrained", {}), models, recipe)
