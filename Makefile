@@ -180,7 +180,18 @@ $(RELEASE_FILES) &: $(call run_files,$(RELEASE_RUN),metrics_test.json summary.js
                     $(call run_files,$(RELEASE_MEMBERS),summary.json) $(CODE_export_model) | venv
 	$(STAGE)$(PY) scripts/export_model.py --run results/runs/$(RELEASE_RUN) --out $(RELEASE) --no-rules
 	@$(foreach t,$(RELEASE_FILES),$(PYTHON) -m research.stages record $(t) -- $^ &&) true
-$(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary.json results/robustness/summary.json \
+# How the command runs the release (mirror averaging or one view), chosen on validation against the
+# accuracy of the release it replaced; every stage that runs the release reads it through this file.
+RELEASE_INFERENCE := $(RELEASE)/inference.json
+RELEASE_USED := $(RELEASE_FILES) $(RELEASE_INFERENCE)
+$(RELEASE_INFERENCE): KEYS = --key registry:ACCURACY_BAR_RELEASE --key registry:INFERENCE_COMPARED
+$(RELEASE_INFERENCE): $(RELEASE_FILES) results/splits/utkface.csv \
+                      $(call run_files,$(ACCURACY_BAR_RELEASE),predictions_val.csv) \
+                      $(foreach e,$(INFERENCE_COMPARED),results/models/$(e)/params.msgpack) \
+                      $(CODE_release_inference) | venv
+	$(STAGE)$(PY) scripts/release_inference.py --release $(RELEASE) $(DATA_FLAG)
+	$(RECORD)
+$(RELEASE)/MODEL_CARD.md: $(RELEASE_USED) $(RELEASE_RULES) results/bias/summary.json results/robustness/summary.json \
                           results/breakdowns/$(RELEASE_RUN)/summary.json results/splits/utkface.csv \
                           $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),summary.json) \
                           results/runs/$(RELEASE_RUN)/predictions_test.csv $(CODE_export_model) | venv
@@ -188,7 +199,7 @@ $(RELEASE)/MODEL_CARD.md: $(RELEASE_FILES) $(RELEASE_RULES) results/bias/summary
 	$(RECORD)
 
 # The command as it ships: with its rules attached (the prediction stages below run after the rules stage).
-results/predict/summary.json: $(RELEASE_FILES) $(RELEASE_RULES) results/splits/utkface.csv \
+results/predict/summary.json: $(RELEASE_USED) $(RELEASE_RULES) results/splits/utkface.csv \
                               $(CODE_predict_consistency) | venv
 	$(STAGE)$(PY) scripts/predict_consistency.py --checkpoint $(RELEASE) --seed 0 $(DATA_FLAG)
 	$(RECORD)
@@ -198,7 +209,7 @@ results/detection/summary.json: $(CODE_bench_detection) results/splits/utkface.c
 	$(STAGE)$(PY) scripts/bench_detection.py --seed 0 $(DATA_FLAG)
 	$(RECORD)
 
-results/bench/predict_latency.csv: $(RELEASE_FILES) $(RELEASE_RULES) $(CODE_bench_predict) | venv
+results/bench/predict_latency.csv: $(RELEASE_USED) $(RELEASE_RULES) $(CODE_bench_predict) | venv
 	$(STAGE)$(PY) scripts/bench_predict.py --checkpoint $(RELEASE)
 	$(RECORD)
 
@@ -206,7 +217,7 @@ results/bench/predict_latency.csv: $(RELEASE_FILES) $(RELEASE_RULES) $(CODE_benc
 # threshold, interval and probability rules of every run, operating points chosen on validation.
 DISTRIBUTIONS := results/decision/release_val.csv results/decision/release_test.csv \
                  results/decision/release_distributions.json
-$(DISTRIBUTIONS) &: $(RELEASE_FILES) results/splits/utkface.csv \
+$(DISTRIBUTIONS) &: $(RELEASE_USED) results/splits/utkface.csv \
                     $(call run_files,$(RELEASE_RUN),predictions_val.csv predictions_test.csv) \
                     $(CODE_release_distributions) | venv
 	$(STAGE)$(PY) scripts/release_distributions.py --release $(RELEASE) $(DATA_FLAG)
@@ -222,7 +233,7 @@ $(CURVES) &: results/decision/release_val.csv results/decision/release_test.csv 
 # subset of the test split (size and seed in the registry), each crop corrupted on the fly before
 # the resize to the model's input.
 results/robustness/summary.json: KEYS = --key registry:ROBUSTNESS
-results/robustness/summary.json: $(RELEASE_FILES) results/splits/utkface.csv \
+results/robustness/summary.json: $(RELEASE_USED) results/splits/utkface.csv \
                                  $(call run_files,$(RELEASE_RUN) $(RELEASE_MEMBERS),predictions_test.csv) \
                                  $(foreach e,$(EARLIER_RELEASES),results/models/$(e)/params.msgpack) \
                                  $(CODE_corruption_benchmark) | venv
@@ -249,7 +260,7 @@ results/calibration/intervals.json: $(call run_files,$(RELEASE_RUN),predictions_
 # correction chosen on validation, then the command's rules for the release as it ships (the
 # interval calibrated on the corrected validation estimates, each rule's operating point), which
 # the release folder carries (rules.json, rules.sha256; no checkpoint needed).
-results/bias/release_probs_%.npz results/bias/release_probs_%.json: $(RELEASE_FILES) results/splits/utkface.csv \
+results/bias/release_probs_%.npz results/bias/release_probs_%.json: $(RELEASE_USED) results/splits/utkface.csv \
                                                                     results/decision/release_%.csv \
                                                                     $(CODE_release_probs) | venv
 	$(STAGE)$(PY) scripts/release_probs.py --split $* --release $(RELEASE) $(DATA_FLAG)

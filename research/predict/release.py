@@ -13,6 +13,10 @@ A release folder (``results/models/<name>/``) holds
                    (its ``release.params_sha256``), copied in by
                    ``research.release.rules.attach_rules`` from results/rules/rules.json
   rules.sha256     the sha256 of rules.json (``sha256sum`` format), written beside it
+  inference.json   optional: how the command runs these params (``tta_flip``: mirror averaging
+                   or one view), chosen on validation by ``research.release.inference``; applied
+                   to the config ``load_release`` returns, so that every consumer runs the
+                   release alike
   MODEL_CARD.md    written by ``research.release.model_card`` from results files
 
 Loading needs neither orbax nor any training code: the bytes are restored without a target.
@@ -54,6 +58,7 @@ class Release:
     metadata: dict
     path: Path
     rules: dict | None = None  # rules.json (research.predict.rules); None: the command's fallback
+    inference: dict | None = None  # inference.json (research.release.inference); None: the config's TTA
 
 
 def _inference_variables(variables: dict) -> dict:
@@ -92,6 +97,9 @@ def load_release(directory: str | Path) -> Release:
                            f"({metadata.get('params_sha256')}); the file is corrupt or was replaced")
     rules = load_rules(directory, metadata)
     config = ml_collections.ConfigDict(json.loads((directory / "config.json").read_text()))
+    inference = load_inference(directory, metadata)
+    if inference is not None:
+        config.eval.tta_flip = bool(inference["tta_flip"])
     restored = flax.serialization.msgpack_restore(blob)
     if "members" in restored:
         members = tuple(restored["members"][str(i)] for i in range(len(restored["members"])))
@@ -99,7 +107,27 @@ def load_release(directory: str | Path) -> Release:
     else:
         members, weights = (restored,), (1.0,)
     return Release(config=config, members=members, weights=weights, model=create_model(config.model),
-                   metadata=metadata, path=directory, rules=rules)
+                   metadata=metadata, path=directory, rules=rules, inference=inference)
+
+
+INFERENCE_FILE = "inference.json"
+
+
+def load_inference(directory: Path, metadata: dict) -> dict | None:
+    """The release's inference.json (None when it has none: the training config's TTA applies),
+    checked against the params it was chosen for."""
+    path = Path(directory) / INFERENCE_FILE
+    if not path.is_file():
+        return None
+    inference = json.loads(path.read_text())
+    made_for = inference.get("release", {}).get("params_sha256")
+    if made_for != metadata.get("params_sha256"):
+        raise ReleaseError(f"{path} was chosen for params {made_for}, not this release's "
+                           f"{metadata.get('params_sha256')}: run scripts/release_inference.py for "
+                           "this release")
+    if not isinstance(inference.get("tta_flip"), bool):
+        raise ReleaseError(f"{path}: 'tta_flip' must be true or false, got {inference.get('tta_flip')!r}")
+    return inference
 
 
 RULES_FILE, RULES_SHA256 = "rules.json", "rules.sha256"

@@ -4,7 +4,8 @@ Photo latency: a 640x480 photo with one face (made from skimage's astronaut, not
 image), detection + alignment + model, p50 and p95 over timed runs after a warm-up, for each
 detector setting (research.configs.predict.DETECTOR_SETTINGS; the CNN one with fewer runs). Chip
 throughput: faces/s on batches of aligned chips, our model (resize to its input + forward with
-flip TTA) against the peer's two ONNX networks (age at 64 px and gender at 32 px) on the same faces,
+flip TTA as the release's inference.json says) against the peer's two ONNX networks (age at 64 px
+and gender at 32 px) on the same faces,
 and ours again with the batch cut into forward passes of 1 to 32 faces (the sweep behind the
 command's largest batch bucket), and with XLA's native convolutions against the im2col ones the
 release uses on a CPU.
@@ -224,7 +225,9 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
                               "(its manifest's settings)"),
              "latency_scope": ("from a decoded RGB array: detection + landmarks + alignment + model "
                                "(no file I/O)"),
-             "chip_scope": ("ours: 200 px chips resized to the model input + forward with flip TTA; "
+             "tta_flip": bool(estimator.release.config.eval.tta_flip),
+             "chip_scope": ("ours: 200 px chips resized to the model input + forward "
+                            f"{'with' if estimator.release.config.eval.tta_flip else 'without'} flip TTA; "
                             "peer: its age (64 px) and gender (32 px) ONNX networks on the same faces "
                             "resized to their chip sizes")}
     return rows, facts

@@ -19,6 +19,7 @@ from research.predict.release import (
     MAX_RELEASE_BYTES,
     PARAMS_FILE,
     ensemble_bytes,
+    load_inference,
     load_release,
     load_rules,
     params_bytes,
@@ -179,7 +180,8 @@ def write_card(release: Path, run: Path, breakdowns: Path | None = None, bias: P
         raise ValueError(f"{bias} is not from the run of scripts/age_bias.py whose correction the release's "
                          "rules carry: rerun scripts/release_rules.py and attach its rules")
     card = model_card.render(metadata, config, folder.path, breakdowns or folder.breakdowns(), split_summary,
-                             rules, summary, benchmark_of(robustness, metadata))
+                             rules, summary, benchmark_of(robustness, metadata),
+                             load_inference(release, metadata))
     with atomic_path(release / "MODEL_CARD.md") as tmp:
         tmp.write_text(card)
     return release / "MODEL_CARD.md"
