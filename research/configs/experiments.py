@@ -134,10 +134,14 @@ RUNS: dict[str, Run] = {
     # still improving in its last epoch): 4 epochs, the heads' peak rate lower again.
     "dlib_resnet_continued4_cpu": _continued("dlib_resnet_continued3_cpu", 4, 2e-4, 0.1,
                                              ("image_size", 150)),
+    # The third leg brought back to the release's input size (112 px: half the operations per face of
+    # 150 px; the one-view release must keep the chip throughput of issue 16): 4 epochs from the third
+    # leg's export at the fourth leg's rates.
+    "dlib_resnet_continued3_at112_cpu": _continued("dlib_resnet_continued3_cpu", 4, 2e-4, 0.1),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they
 # are; `make results/runs/NAME/metrics_test.json` trains and scores one (30-45 minutes each here).
-PENDING_RUNS = ("cnn_baseline_robust",)
+PENDING_RUNS = ("cnn_baseline_robust", "dlib_resnet_continued3_at112_cpu")
 # The pretrained runs and the controls they are measured against (the pretraining table).
 PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
                    "mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu"}
@@ -149,7 +153,10 @@ PRETRAINED_RECIPES = {"dlib_resnet_robust_cpu": "robust augmentations, 6 epochs"
                       "dlib_resnet_continued3_cpu": "robust augmentations, 6 + 4 + 6 + 4 epochs "
                                                     "(continued, last 4 at 150 px)",
                       "dlib_resnet_continued4_cpu": "robust augmentations, 6 + 4 + 6 + 4 + 4 epochs "
-                                                    "(continued, last 8 at 150 px)"}
+                                                    "(continued, last 8 at 150 px)",
+                      "dlib_resnet_continued3_at112_cpu": "robust augmentations, 6 + 4 + 6 + 4 + 4 epochs "
+                                                          "(continued, 4 at 150 px, the last 4 back at "
+                                                          "112 px)"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 
