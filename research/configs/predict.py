@@ -86,6 +86,9 @@ def get_config() -> ml_collections.ConfigDict:
 # Detector settings the benchmarks compare, as overrides of get_config() (mtcnn = the default).
 DETECTOR_SETTINGS = {
     "no_upsampling": {"detector": "hog", "detector_upscale": 1.0, "detector_grayscale": False},  # the peer's
+    # The peer's setting as our HOG runs it by default: on luminance (dlib's RGB HOG takes the strongest
+    # gradient of the three channels; one channel is about a fifth faster).
+    "no_upsampling_gray": {"detector": "hog", "detector_upscale": 1.0, "detector_grayscale": True},
     "upscale_1.5": {"detector": "hog", "detector_upscale": 1.5, "detector_grayscale": True},
     "upscale_2": {"detector": "hog", "detector_upscale": 2.0, "detector_grayscale": True},
     "upscale_2_rgb": {"detector": "hog", "detector_upscale": 2.0, "detector_grayscale": False},
