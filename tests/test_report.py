@@ -704,3 +704,30 @@ def test_the_latency_table_names_every_row_setting(tmp_path):
     assert any("| passes of 4 faces |" in row for row in rows)
     assert any("| native convolutions |" in row for row in rows)
     assert any("| upscale_2 |" in row for row in rows) == ("upscale_2" in set(lat["setting"].dropna()))
+
+
+def test_the_speed_targets_judge_the_peer_setting_and_say_how_the_release_runs(tmp_path):
+    import shutil
+
+    from research.report.release import speed_section
+
+    (tmp_path / "report").mkdir()
+    bench = tmp_path / "results" / "bench"
+    bench.mkdir(parents=True)
+    shutil.copy(ROOT / "results" / "bench" / "predict_latency.csv", bench / "predict_latency.csv")
+    record = json.loads((ROOT / "results" / "bench" / "predict_latency.json").read_text())
+    peer = record["targets"]["photo_p50_ms_peer"]
+    record["targets"]["photo_p50_ms_by_setting"].update({"no_upsampling": peer + 5.0,
+                                                         "no_upsampling_gray": peer - 1.0})
+    record["targets"]["photo_p50_at_peer_setting_met"] = {"no_upsampling": False, "no_upsampling_gray": True}
+    record["tta_flip"] = False
+    (bench / "predict_latency.json").write_text(json.dumps(record))
+    markdown, numbers = speed_section(Results(tmp_path))
+    rows = [line for line in markdown.data.splitlines() if "peer's detector setting" in line]
+    assert len(rows) == 2
+    assert rows[0].rstrip(" |").endswith("no") and rows[1].rstrip(" |").endswith("yes")
+    assert f"{peer - 1.0:.1f} ms" in rows[1]
+    assert "sees each face once" in markdown.data and "twice as many images" not in markdown.data
+    record["tta_flip"] = True
+    (bench / "predict_latency.json").write_text(json.dumps(record))
+    assert "sees each face once" not in speed_section(Results(tmp_path))[0].data
