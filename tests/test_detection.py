@@ -150,7 +150,7 @@ def tiny_release() -> Release:
 
 def test_after_start_up_a_new_batch_size_compiles_nothing(tiny_release):
     config = get_config()
-    config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has three
+    config.batch_buckets = (1, 4)  # two compiles keep the test short; the command has four
     config.mtcnn_precompile_sizes = ((704, 528),)  # a size no other test runs (jit caches are shared)
     predictor = Predictor.from_release(tiny_release, config)
     estimator = predictor.estimator

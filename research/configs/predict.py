@@ -72,10 +72,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.interval_z = 0.55
     # Faces per forward pass are padded to one of these, and larger batches cut into passes of the
     # largest. The benchmark's pass-size sweep (results/bench/predict_latency.json,
-    # faces_per_s_by_pass_size) is noisy on this shared 2-core CPU, but passes of 4 faces (8 images
-    # with the mirrors) came out at or near the top in each of its runs, and three buckets compile
-    # in half the time of six.
-    c.batch_buckets = (1, 2, 4)
+    # faces_per_s_by_pass_size) is noisy on this shared 2-core CPU, but passes of 8 images came out at
+    # or near the top in each of its runs: 4 faces when the release averaged each face with its
+    # mirror, 8 since it runs one view (its inference.json; 189 faces/s against 146 for passes of 4,
+    # and 200 for 16). Four buckets compile in two thirds of the time of six.
+    c.batch_buckets = (1, 2, 4, 8)
     c.precompile = True  # compile every bucket at start-up, so no photo pays a compile
     # jax's persistent compilation cache (the command only; "" = off; env RESEARCH_COMPILE_CACHE
     # overrides): later start-ups load the compiled buckets instead of compiling them again.
