@@ -4,15 +4,19 @@ arrays accepted, small faces found, its boxes framed as HOG's, and its threshold
 Faces come from skimage's astronaut (tests/test_detection.py's canvases); no dataset is needed.
 """
 
+import functools
 import json
 import pickle
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
+from PIL import Image
 from test_detection import face_canvas, found_boxes
 
 from research.configs.predict import detector_config, get_config
+from research.models.layers import im2col_conv
 from research.predict import mtcnn
 from research.predict.faces import FaceAligner, box_iou, hog_frame
 from research.release.detection_bench import at_threshold
@@ -91,6 +95,39 @@ def test_a_padded_level_gives_the_cells_of_the_level_alone(shape):
               for o in mtcnn.pnet(weights, padded, np.asarray(shape, np.int32))]
     for a, b in zip(alone, inside, strict=True):
         np.testing.assert_allclose(a[:cells[0], :cells[1]], b, atol=1e-5)
+
+
+def test_pnets_convolution_gives_what_im2col_gives():
+    """P-Net runs XLA's convolution (faster on its one large image), R-Net and O-Net im2col's on a
+    CPU: the choice is one of speed alone, P-Net through im2col gives the same cells."""
+    weights = mtcnn.load_weights()["pnet"]
+    level = np.random.default_rng(1).uniform(-1, 1, (1, 70, 52, 3)).astype(np.float32)
+    by_im2col = jax.jit(functools.partial(_pnet_with, lambda x, w, b: im2col_conv(x, w, (1, 1), "VALID") + b))
+    for fast, slow in zip(mtcnn.pnet(weights, level), by_im2col(weights, level), strict=True):
+        np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=1e-5)
+
+
+def _pnet_with(conv, w, x):
+    """P-Net's layers (research/predict/mtcnn.py) through another convolution."""
+    x = mtcnn._max_pool(mtcnn._prelu(conv(x, w[0], w[1]), w[2]), 2, 2, same=True)
+    x = mtcnn._prelu(conv(x, w[3], w[4]), w[5])
+    x = mtcnn._prelu(conv(x, w[6], w[7]), w[8])
+    return jax.nn.softmax(conv(x, w[9], w[10]))[..., 1], conv(x, w[11], w[12])
+
+
+def test_a_crop_past_the_image_is_black_there_and_resized_from_the_pixels_inside():
+    """``_crops`` cuts 1-based boxes with PIL's crop (black past the image, as the reference pads),
+    box-filtered when it shrinks a crop, bilinear when it enlarges one."""
+    image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    boxes = np.array([[-9.0, -4.0, 30.0, 35.0], [11.0, 6.0, 58.0, 53.0], [30.0, 2.0, 49.0, 21.0]])
+    for crop, (x1, y1, x2, y2) in zip(mtcnn._crops(image, boxes, 24), boxes.astype(int) - 1, strict=True):
+        patch = np.zeros((y2 - y1 + 1, x2 - x1 + 1, 3), np.uint8)
+        sy, sx = max(y1, 0), max(x1, 0)
+        inside = image[sy:y2 + 1, sx:x2 + 1]
+        patch[sy - y1:sy - y1 + inside.shape[0], sx - x1:sx - x1 + inside.shape[1]] = inside
+        resample = Image.Resampling.BOX if min(patch.shape[:2]) >= 24 else Image.Resampling.BILINEAR
+        expected = np.asarray(Image.fromarray(patch).resize((24, 24), resample), np.float32)
+        np.testing.assert_array_equal(crop, mtcnn._normalise(expected).transpose(1, 0, 2))
 
 
 def test_the_pyramid_starts_at_min_face_and_is_capped_for_large_photos(cascade):
