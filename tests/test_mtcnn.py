@@ -130,6 +130,21 @@ def test_a_crop_past_the_image_is_black_there_and_resized_from_the_pixels_inside
         np.testing.assert_array_equal(crop, mtcnn._normalise(expected).transpose(1, 0, 2))
 
 
+def test_nms_over_all_pairs_keeps_what_the_box_by_box_pass_keeps():
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n = int(rng.integers(0, 300))
+        corner, side = rng.uniform(0, 300, (n, 2)), rng.uniform(10, 80, (n, 1))
+        boxes = np.concatenate([corner, corner + side + rng.uniform(-3, 3, (n, 1))], axis=1)
+        boxes = np.fix(boxes) if trial % 2 else boxes
+        scores = rng.uniform(0, 1, n)
+        for threshold, by_min in ((0.5, False), (0.7, False), (0.7, True)):
+            kept = mtcnn.nms(boxes, scores, threshold, by_min)
+            np.testing.assert_array_equal(kept, mtcnn.nms(boxes, scores, threshold, by_min, max_matrix=0))
+            if n:
+                assert 0 < len(kept) <= n and kept[0] == np.argmax(scores)
+
+
 def test_the_pyramid_starts_at_min_face_and_is_capped_for_large_photos(cascade):
     assert cascade.smallest_face(480, 640) == pytest.approx(24)
     assert cascade.scales(480, 640)[0] == pytest.approx(0.5)
