@@ -4,7 +4,6 @@ arrays accepted, small faces found, its boxes framed as HOG's, and its threshold
 Faces come from skimage's astronaut (tests/test_detection.py's canvases); no dataset is needed.
 """
 
-import functools
 import json
 import pickle
 from pathlib import Path
@@ -97,22 +96,18 @@ def test_a_padded_level_gives_the_cells_of_the_level_alone(shape):
         np.testing.assert_allclose(a[:cells[0], :cells[1]], b, atol=1e-5)
 
 
-def test_pnets_convolution_gives_what_im2col_gives():
+def test_pnets_convolution_gives_what_im2col_gives(monkeypatch):
     """P-Net runs XLA's convolution (faster on its one large image), R-Net and O-Net im2col's on a
     CPU: the choice is one of speed alone, P-Net through im2col gives the same cells."""
     weights = mtcnn.load_weights()["pnet"]
     level = np.random.default_rng(1).uniform(-1, 1, (1, 70, 52, 3)).astype(np.float32)
-    by_im2col = jax.jit(functools.partial(_pnet_with, lambda x, w, b: im2col_conv(x, w, (1, 1), "VALID") + b))
-    for fast, slow in zip(mtcnn.pnet(weights, level), by_im2col(weights, level), strict=True):
-        np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=1e-5)
-
-
-def _pnet_with(conv, w, x):
-    """P-Net's layers (research/predict/mtcnn.py) through another convolution."""
-    x = mtcnn._max_pool(mtcnn._prelu(conv(x, w[0], w[1]), w[2]), 2, 2, same=True)
-    x = mtcnn._prelu(conv(x, w[3], w[4]), w[5])
-    x = mtcnn._prelu(conv(x, w[6], w[7]), w[8])
-    return jax.nn.softmax(conv(x, w[9], w[10]))[..., 1], conv(x, w[11], w[12])
+    fast = [np.asarray(o) for o in mtcnn.pnet(weights, level)]
+    monkeypatch.setattr(mtcnn, "_pnet_conv", lambda x, w, b: im2col_conv(x, w, (1, 1), "VALID") + b)
+    # A new function, so that jit traces it anew (with im2col) rather than reusing pnet's trace.
+    by_im2col = jax.jit(lambda w, x: mtcnn.pnet.__wrapped__(w, x))(weights, level)
+    for a, b in zip(fast, by_im2col, strict=True):
+        np.testing.assert_allclose(a, np.asarray(b), atol=1e-5)
+    assert not np.array_equal(fast[1], np.asarray(by_im2col[1]))  # the other convolution did run
 
 
 def test_a_crop_past_the_image_is_black_there_and_resized_from_the_pixels_inside():
