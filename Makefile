@@ -92,7 +92,7 @@ $(NONFACE_METRICS) &: results/cleaning/face_scan.csv \
 
 # Training: a registered run (its config file, its registry entry and the training code).
 results/runs/%/summary.json: KEYS = --key registry:RUNS.$*
-results/runs/%/summary.json: $$(CODE_train) $$(CONFIG_CODE_$$*) $$(INIT_FROM_$$*) $(SPLITS) | venv
+results/runs/%/summary.json: $$(CODE_train) $$(CONFIG_CODE_$$*) $$(INIT_FROM_$$*) $$(DISTILL_FROM_$$*) $(SPLITS) | venv
 	$(STAGE)$(PY) scripts/train.py --run $* $(PROFILE_FLAG) $(DATA_FLAG)
 	$(RECORD)
 

@@ -48,4 +48,9 @@ def load_run_config(name: str, profile: str | None = None) -> ml_collections.Con
     config = apply_overrides(config, {**dict(entry.overrides), "name": name})
     if entry.init_from:
         config.model.init_from = entry.init_from
+    if entry.distill_from:
+        import ml_collections
+
+        config.distill = ml_collections.ConfigDict({"teachers": list(entry.distill_from),
+                                                    "alpha": float(entry.distill_alpha)})
     return config

@@ -26,7 +26,7 @@ def force_host_devices(count: int = FORCED_HOST_DEVICES) -> None:
     os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={count}")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class Run:
     """A training run: ``research/configs/<config>.py`` at ``profile`` with ``overrides``."""
 
@@ -37,6 +37,18 @@ class Run:
     # Continued training: a single-run release folder whose params and BatchNorm statistics start
     # this run (``model.init_from``); its params file is an input of the training stage.
     init_from: str = ""
+    # Distillation (research/training/distill.py): single-run release folders whose mean predictions
+    # on the training images make distill_alpha of each target (``config.distill``); their params
+    # files are inputs of the training stage.
+    distill_from: tuple[str, ...] = ()
+    distill_alpha: float = 0.0
+
+    def __repr__(self) -> str:
+        """The dataclass repr, the distillation fields left out when unused: a registry entry's hash
+        (an input of its stages, research/stages.py) stays what it was before they existed."""
+        shown = [f for f in dataclasses.fields(self)
+                 if f.name not in ("distill_from", "distill_alpha") or self.distill_from]
+        return f"Run({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,10 +164,21 @@ RUNS: dict[str, Run] = {
     # of 150 px per face.
     "dlib_resnet_continued6_at200_cpu": _continued("dlib_resnet_continued5_cpu", 4, 2e-4, 0.1,
                                                    ("image_size", 200), ("seed", 6)),
+    # A release candidate distilled from the two most accurate legs (issues 14-16: the one-view
+    # release runs at 112 px, where the legs stopped improving at about 4.5 years while the 150 and
+    # 200 px legs score better): the 112 px fifth leg's recipe exactly (its control: the same start,
+    # rates, seed and schedule) with half of each target from the teachers' mean predictions on the
+    # training images (research/training/distill.py; alpha 0.5 set, not tuned).
+    "dlib_resnet_distilled_at112_cpu": dataclasses.replace(
+        _continued("dlib_resnet_continued5_cpu", 4, 2e-4, 0.1),
+        distill_from=("results/models/dlib_resnet_continued5_cpu",
+                      "results/models/dlib_resnet_continued6_at200_cpu"),
+        distill_alpha=0.5),
 }
 # Registered but not trained yet (no committed results): `make all` leaves them out until they
 # are; `make results/runs/NAME/metrics_test.json` trains and scores one (30-45 minutes each here).
-PENDING_RUNS = ("cnn_baseline_robust", "dlib_resnet_continued6_at200_cpu")
+PENDING_RUNS = ("cnn_baseline_robust", "dlib_resnet_continued6_at200_cpu",
+                "dlib_resnet_distilled_at112_cpu")
 # The pretrained runs and the controls they are measured against (the pretraining table).
 PRETRAINED_RUNS = {"dlib_resnet_multitask_cpu": "dlib_resnet_scratch_cpu",
                    "mobilenet_v2_multitask_cpu": "mobilenet_v2_scratch_cpu"}
@@ -179,7 +202,11 @@ PRETRAINED_RECIPES = {"dlib_resnet_robust_cpu": "robust augmentations, 6 epochs"
                                                           "150 px, then 4 back at 112 px)",
                       "dlib_resnet_continued6_at200_cpu": "robust augmentations, 6 + 4 + 6 + 4 + 4 + 4 + 4 "
                                                           "epochs (continued, the fifth leg's last 4 at "
-                                                          "150 px, then 4 at 200 px, another seed)"}
+                                                          "150 px, then 4 at 200 px, another seed)",
+                      "dlib_resnet_distilled_at112_cpu": "robust augmentations, 6 + 4 + 6 + 4 + 4 + 4 + 4 "
+                                                         "epochs (continued, the fifth leg's last 4 at 150 "
+                                                         "px, then 4 at 112 px distilled from the fifth and "
+                                                         "sixth legs)"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 
@@ -300,6 +327,8 @@ def make_variables() -> str:
         lines.append(f"CONFIG_{name} := {r.config}")
         if r.init_from:
             lines.append(f"INIT_FROM_{name} := {r.init_from}/params.msgpack")
+        if r.distill_from:
+            lines.append(f"DISTILL_FROM_{name} := {' '.join(f'{t}/params.msgpack' for t in r.distill_from)}")
     for name, e in ENSEMBLES.items():
         lines.append(f"INPUTS_{name} := {' '.join(e.inputs)}")
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from research.outputs import append_jsonl, write_csv, write_json
 from research.provenance import git_commit
 from research.runs import checkpoints
 from research.runs.folder import RunFolder
-from research.training import distributed
+from research.training import distill, distributed
 from research.training import history as run_history
 from research.training.augment import as_before_robust
 from research.training.state import create_train_state, learning_rate_schedule
@@ -175,7 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: Path, data: s
     p_train = jax.pmap(functools.partial(train_step, config=config, axis_name=AXIS), axis_name=AXIS,
                        devices=all_devices, donate_argnums=(0,))
     schedule = learning_rate_schedule(config.optimizer, steps_per_epoch)
-    labels = pipeline.labels_of(train_table)
+    # A distilled run also carries the teachers' predictions for each training row (computed once).
+    labels = {**pipeline.labels_of(train_table), **distill.teacher_targets(config, train_table, data)}
     replicated = replicate(state, all_devices)
     step_keys = jax_utils.replicate(step_rng, devices=devices)
     best = min((h["val/age_mae"] for h in history), default=float("inf"))

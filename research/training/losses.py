@@ -41,19 +41,35 @@ def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: flo
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets), valid.astype(jnp.float32)
 
 
-def multitask_loss(outputs: dict, batch: dict, cfg, axis_name: str | None = None
-                   ) -> tuple[jnp.ndarray, dict]:
+def distilled(terms: jnp.ndarray, logits: jnp.ndarray, teacher: jnp.ndarray, alpha: float) -> jnp.ndarray:
+    """Per-example loss against the mixture (1 - alpha) x label target + alpha x teacher's
+    probabilities: cross-entropy is linear in its target, so the mixture of the two terms."""
+    return (1.0 - alpha) * terms + alpha * optax.softmax_cross_entropy(logits.astype(jnp.float32), teacher)
+
+
+def multitask_loss(outputs: dict, batch: dict, cfg, axis_name: str | None = None,
+                   distill_alpha: float = 0.0) -> tuple[jnp.ndarray, dict]:
     """Weighted sum of the three heads' means over real (non-padding) examples.
 
     ``batch['weight']`` is 1 for real examples and 0 for padding; a missing ethnicity label
     removes the example from the ethnicity term only. Under ``pmap`` (``axis_name`` given) each
     device divides its sum by the count over *all* devices, so summing the devices' gradients
     gives exactly the gradient of the global mean, whatever the per-device masks.
+
+    With ``distill_alpha`` > 0 and the teachers' targets in the batch (``teacher_age``,
+    ``teacher_gender``, ``teacher_race``: research/training/distill.py) each head's target is
+    (1 - alpha) x its label target + alpha x the teachers' probabilities.
     """
     weight = batch["weight"]
     age_terms = age_loss(outputs["age"], batch["age"], cfg.age_loss, cfg.ldl_sigma)
     gender_terms, gender_ok = classification_loss(outputs["gender"], batch["gender"], cfg.label_smoothing)
     race_terms, race_ok = classification_loss(outputs["race"], batch["race"], cfg.label_smoothing)
+    if distill_alpha and "teacher_age" in batch:
+        if outputs["age"].ndim != 2:
+            raise ValueError("distillation needs a classification age head (an age distribution)")
+        age_terms = distilled(age_terms, outputs["age"], batch["teacher_age"], distill_alpha)
+        gender_terms = distilled(gender_terms, outputs["gender"], batch["teacher_gender"], distill_alpha)
+        race_terms = distilled(race_terms, outputs["race"], batch["teacher_race"], distill_alpha)
 
     def masked_mean(terms, mask):
         count = jax.lax.psum(mask.sum(), axis_name) if axis_name else mask.sum()

@@ -1,0 +1,151 @@
+"""Distillation targets: the teachers' predicted distributions for every training image.
+
+A run with ``config.distill`` (teachers: committed single-run release folders, each applied at
+its own input size to the same training rows; alpha: the weight of their targets) trains against
+a mixture of its label targets and the teachers' mean predictions: age distribution, gender and
+ethnicity probabilities (``research.training.losses.multitask_loss``). The teachers see each
+training image once, unaugmented and without mirror averaging (offline distillation, Hinton et al.,
+2015); the student sees its augmented views of the same image. The targets are computed once and
+kept beside the decoded-image caches (``data/cache/distill/``, keyed by the teachers' weights, the
+split file and the rows), so a resumed run reads them instead of running the teachers again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import flax.serialization
+import jax
+import ml_collections
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from research.data import nonfaces, protocol
+from research.inference import distribution_step, each_eval_batch
+from research.models.factory import create_model
+from research.training import distributed
+
+KEYS = {"teacher_age": "age_probs", "teacher_gender": "p_gender", "teacher_race": "p_race"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Teacher:
+    path: Path
+    config: ml_collections.ConfigDict
+    variables: dict
+    params_sha256: str
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+
+def load_teacher(folder: str | Path) -> Teacher:
+    """A single-run release folder (scripts/export_model.py) as a teacher; its checksum is checked."""
+    where, folder = f"distill teacher {str(folder)!r}", Path(folder)
+    try:
+        blob = (folder / "params.msgpack").read_bytes()
+        metadata = json.loads((folder / "metadata.json").read_text())
+        config = ml_collections.ConfigDict(json.loads((folder / "config.json").read_text()))
+    except FileNotFoundError as err:
+        raise ValueError(f"{where}: {err.filename} is missing (a release folder comes from "
+                         "scripts/export_model.py)") from err
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != metadata.get("params_sha256"):
+        raise ValueError(f"{where}: the sha256 of params.msgpack does not match metadata.json (corrupt or "
+                         "replaced)")
+    stored = flax.serialization.msgpack_restore(blob)
+    if "members" in stored:
+        raise ValueError(f"{where} is an ensemble of {len(stored['members'])} runs; name its members as "
+                         "teachers instead")
+    variables = {"params": stored["params"], "batch_stats": stored.get("batch_stats", {})}
+    return Teacher(folder, config, variables, digest)
+
+
+def teachers_of(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The configured teacher folders (none when the run is not distilled)."""
+    distill = config.get("distill")
+    return tuple(distill.teachers) if distill is not None and distill.get("alpha", 0.0) else ()
+
+
+def alpha_of(config: ml_collections.ConfigDict) -> float:
+    """The weight of the teachers' targets in the training loss (0 when not distilled)."""
+    distill = config.get("distill")
+    return float(distill.get("alpha", 0.0)) if distill is not None else 0.0
+
+
+def check_alpha(alpha: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"distill.alpha must be between 0 and 1 (the teachers' share of each target), "
+                         f"got {alpha}")
+
+
+def _targets_key(metas: list[dict], split_sha256: str, files: pd.Series) -> str:
+    files_digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
+    blob = json.dumps({"teachers": metas, "split_sha256": split_sha256, "files": files_digest},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def teacher_predictions(teacher: Teacher, config: ml_collections.ConfigDict, data: str | None, exclude: bool,
+                        files: pd.Series) -> dict[str, np.ndarray]:
+    """One teacher's age distribution, gender and ethnicity probabilities for the training rows
+    whose files are ``files`` (in that order), from its own decoded-image cache."""
+    teacher_config = ml_collections.ConfigDict(config.to_dict())
+    teacher_config.image_size = teacher.image_size
+    cached = distributed.primary_first(lambda: protocol.open_protocol(teacher_config, data),
+                                       "decoded-image cache")
+    rows, table = nonfaces.training_split(cached, "train", exclude)
+    rows, table = rows[:len(files)], table.iloc[:len(files)]
+    if not np.array_equal(table["file"].to_numpy(), files.to_numpy()):
+        raise ValueError(f"teacher {teacher.path}: the training rows of its {teacher_config.image_size} px "
+                         "cache are not the student's (another split file?); rebuild the caches")
+    model = create_model(teacher.config.model)
+    step = jax.jit(functools.partial(distribution_step, apply_fn=model.apply, tta_flip=False, weights=(1.0,)))
+    batch_size = int(config.eval.batch_size)
+    bar = tqdm(total=len(rows), desc=f"teacher {teacher.path.name}", unit="img",
+               disable=not distributed.is_primary())
+
+    def predict(chunk: np.ndarray, start: int, real: int) -> dict[str, np.ndarray]:
+        out = jax.device_get(step((teacher.variables,), chunk))
+        bar.update(real)
+        return out
+
+    outputs = each_eval_batch(cached.images, rows, batch_size, predict)
+    bar.close()
+    return {key: np.concatenate([o[name] for o in outputs])[:len(rows)].astype(np.float32)
+            for key, name in KEYS.items()}
+
+
+def teacher_targets(config: ml_collections.ConfigDict, train_table: pd.DataFrame,
+                    data: str | None = None) -> dict[str, np.ndarray]:
+    """The teachers' mean predictions for every row of ``train_table`` (aligned with it):
+    ``teacher_age`` (N x 117), ``teacher_gender`` (N x 2), ``teacher_race`` (N x 5); {} when the run is
+    not distilled. Read from the targets cache when present, else computed and written there."""
+    teachers = teachers_of(config)
+    if not teachers:
+        return {}
+    check_alpha(alpha_of(config))
+    loaded = [load_teacher(folder) for folder in teachers]
+    split_sha = protocol.cache.archive.sha256_file(Path(config.data.split_dir) / f"{config.protocol}.csv")
+    exclude = bool(config.data.get("exclude_nonfaces", False))
+    metas = [{"params_sha256": t.params_sha256, "image_size": t.image_size} for t in loaded]
+    files = train_table["file"].reset_index(drop=True)
+    out = Path(config.data.cache_root) / "distill" / f"{_targets_key(metas, split_sha, files)}.npz"
+    if out.is_file():
+        with np.load(out) as saved:
+            return {key: saved[key] for key in KEYS}
+    per_teacher = [teacher_predictions(t, config, data, exclude, files) for t in loaded]
+    targets = {key: np.mean([p[key] for p in per_teacher], axis=0).astype(np.float32) for key in KEYS}
+    if distributed.is_primary():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial.npz")
+        np.savez(partial, **targets)
+        partial.replace(out)  # never a half-written targets file
+    distributed.barrier(f"{out} written")
+    return targets
