@@ -18,7 +18,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import flax.serialization
 import jax
 import ml_collections
 import numpy as np
@@ -29,6 +28,7 @@ from research.data import nonfaces, protocol
 from research.inference import distribution_step, each_eval_batch
 from research.models.factory import create_model
 from research.training import distributed
+from research.training.state import read_single_release
 
 KEYS = {"teacher_age": "age_probs", "teacher_gender": "p_gender", "teacher_race": "p_race"}
 
@@ -48,21 +48,12 @@ class Teacher:
 def load_teacher(folder: str | Path) -> Teacher:
     """A single-run release folder (scripts/export_model.py) as a teacher; its checksum is checked."""
     where, folder = f"distill teacher {str(folder)!r}", Path(folder)
+    stored, digest = read_single_release(folder, where, "name its members as teachers instead")
     try:
-        blob = (folder / "params.msgpack").read_bytes()
-        metadata = json.loads((folder / "metadata.json").read_text())
         config = ml_collections.ConfigDict(json.loads((folder / "config.json").read_text()))
     except FileNotFoundError as err:
         raise ValueError(f"{where}: {err.filename} is missing (a release folder comes from "
                          "scripts/export_model.py)") from err
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != metadata.get("params_sha256"):
-        raise ValueError(f"{where}: the sha256 of params.msgpack does not match metadata.json (corrupt or "
-                         "replaced)")
-    stored = flax.serialization.msgpack_restore(blob)
-    if "members" in stored:
-        raise ValueError(f"{where} is an ensemble of {len(stored['members'])} runs; name its members as "
-                         "teachers instead")
     variables = {"params": stored["params"], "batch_stats": stored.get("batch_stats", {})}
     return Teacher(folder, config, variables, digest)
 

@@ -89,11 +89,10 @@ def with_pretrained_trunk(variables: dict, model: ml_collections.ConfigDict, cac
     return out
 
 
-def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
-    """``variables`` replaced, every tree of them, by a single-run release's params and BatchNorm
-    statistics (``model.init_from``: continued training of an exported run). The release's
-    checksum is checked on loading; its tree and shapes must match this model exactly."""
-    where = f"model.init_from={str(release_dir)!r}"
+def read_single_release(release_dir: str | Path, where: str, purpose: str) -> tuple[dict, str]:
+    """The stored variables of a single-run release folder (scripts/export_model.py) and its params
+    sha256, checked against its metadata.json; ``where`` names the setting in errors, ``purpose``
+    says why an ensemble folder is refused."""
     directory = Path(release_dir)
     try:
         blob = (directory / RELEASE_PARAMS).read_bytes()
@@ -101,13 +100,22 @@ def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
     except FileNotFoundError as err:
         raise ValueError(f"{where}: {err.filename} is missing (a release folder comes from "
                          "scripts/export_model.py)") from err
-    if hashlib.sha256(blob).hexdigest() != metadata.get("params_sha256"):
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != metadata.get("params_sha256"):
         raise ValueError(f"{where}: the sha256 of {RELEASE_PARAMS} does not match metadata.json (corrupt or "
                          "replaced)")
     stored = flax.serialization.msgpack_restore(blob)
     if "members" in stored:
-        raise ValueError(f"{where} is an ensemble of {len(stored['members'])} runs; continued training "
-                         "starts from one run's release")
+        raise ValueError(f"{where} is an ensemble of {len(stored['members'])} runs; {purpose}")
+    return stored, digest
+
+
+def with_release_weights(variables: dict, release_dir: str | Path) -> dict:
+    """``variables`` replaced, every tree of them, by a single-run release's params and BatchNorm
+    statistics (``model.init_from``: continued training of an exported run). The release's
+    checksum is checked on loading; its tree and shapes must match this model exactly."""
+    where = f"model.init_from={str(release_dir)!r}"
+    stored, _ = read_single_release(release_dir, where, "continued training starts from one run's release")
     out = dict(variables)
     for kind in ("params", "batch_stats"):
         fresh, loaded = variables.get(kind, {}), stored.get(kind, {})
