@@ -145,6 +145,25 @@ def test_subset_scores_cover_every_subset_and_match_the_mixture():
     scores = subset_scores({"a": a, "b": b})
     assert set(scores) == {"a", "b", "a + b"} and scores["b"] == 0.0
     assert scores["a + b"] == pytest.approx(np.abs((a["pred_age"] - a["age"]) / 2).mean())
+    mixed = average_predictions([a, b])  # the mixture's own expected age scores the same
+    assert scores["a + b"] == pytest.approx(np.abs(mixed["pred_age"] - mixed["age"]).mean())
+
+
+def test_best_subsets_keeps_the_lowest_in_order_and_the_count_is_of_all():
+    from research.evaluation.ensemble import best_subsets, subset_scores
+
+    base = with_race_probabilities(random_predictions(40, seed=3), seed=4)
+    frames = {}
+    for i, name in enumerate("abcde"):
+        frame = base.copy()
+        frame["pred_age"] = base["age"] + (i + 1) * np.random.default_rng(i).normal(size=len(base))
+        frames[name] = frame
+    scores = subset_scores(frames)
+    assert len(scores) == 2**5 - 1
+    kept = best_subsets(scores, kept=4)
+    assert list(kept) == sorted(scores, key=scores.get)[:4]
+    assert list(kept.values()) == sorted(kept.values()) and max(kept.values()) <= min(
+        v for k, v in scores.items() if k not in kept)
 
 
 def test_write_comparison_puts_our_runs_beside_the_peer(tmp_path):

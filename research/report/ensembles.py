@@ -48,7 +48,8 @@ def ensemble_paragraph(models: TestedModels, name: str = experiments.HEADLINE_EN
     )
     record = (
         (
-            f"; for the record, the best equal-weight subset of the {num(len(subsets))} tried is "
+            f"; for the record, the best equal-weight subset of the "
+            f"{num(s.get('subsets_scored', len(subsets)))} tried is "
             f"{subsets.index[0]} ({num(subsets.iloc[0], 2)} years)"
         )
         if len(subsets)
