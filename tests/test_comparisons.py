@@ -149,8 +149,8 @@ def test_subset_scores_cover_every_subset_and_match_the_mixture():
     assert scores["a + b"] == pytest.approx(np.abs(mixed["pred_age"] - mixed["age"]).mean())
 
 
-def test_best_subsets_keeps_the_lowest_in_order_and_the_count_is_of_all():
-    from research.evaluation.ensemble import best_subsets, subset_scores
+def test_listed_subsets_keep_the_lowest_in_order_and_count_them_all():
+    from research.evaluation.ensemble import listed_subsets, subset_scores
 
     base = with_race_probabilities(random_predictions(40, seed=3), seed=4)
     frames = {}
@@ -160,10 +160,12 @@ def test_best_subsets_keeps_the_lowest_in_order_and_the_count_is_of_all():
         frames[name] = frame
     scores = subset_scores(frames)
     assert len(scores) == 2**5 - 1
-    kept = best_subsets(scores, kept=4)
-    assert list(kept) == sorted(scores, key=scores.get)[:4]
-    assert list(kept.values()) == sorted(kept.values()) and max(kept.values()) <= min(
-        v for k, v in scores.items() if k not in kept)
+    assert listed_subsets(scores) == {"val_age_mae_of_subsets": scores}  # few: all, no count
+    listed = listed_subsets(scores, kept=4)
+    kept = listed["val_age_mae_of_subsets"]
+    assert listed["subsets_scored"] == 31 and list(kept) == sorted(scores, key=scores.get)[:4]
+    assert list(kept.values()) == sorted(kept.values())
+    assert max(kept.values()) <= min(v for k, v in scores.items() if k not in kept)
 
 
 def test_write_comparison_puts_our_runs_beside_the_peer(tmp_path):

@@ -54,28 +54,38 @@ def average_predictions(members: list[pd.DataFrame], weights: list[float] | None
     return out[PREDICTION_COLUMNS]
 
 
-SUBSETS_KEPT = 50  # the best equal-weight subsets a summary lists (every subset is scored and counted)
+SUBSETS_KEPT = 1023  # at most this many equal-weight subsets listed in a summary (2^10 - 1: all of ten)
 
 
 def subset_scores(frames: dict[str, pd.DataFrame]) -> dict[str, float]:
     """Age MAE of every subset of the named prediction tables (one split), as its equal-weight
-    mixture's expected age (the mean of its members' expected ages), by subset name ("a + b")."""
+    mixture's expected age, by subset name ("a + b"): the arithmetic of ``average_predictions``
+    on arrays (the same numbers, without building a table per subset)."""
     names = sorted(frames)
     tables = aligned([frames[n] for n in names])
     ages = tables[0]["age"].to_numpy(float)
     means = np.stack([t["pred_age"].to_numpy(float) for t in tables])
     scores = {}
     for k in range(1, len(names) + 1):
+        w = np.ones(k) / k
         for subset in itertools.combinations(range(len(names)), k):
-            mixed = means[list(subset)].mean(axis=0)
-            scores[" + ".join(names[i] for i in subset)] = float(np.abs(mixed - ages).mean())
+            if k == 1:  # a member's own table, in its own order
+                frame = frames[names[subset[0]]]
+                error = frame["pred_age"].to_numpy(float) - frame["age"].to_numpy(float)
+            else:
+                error = w @ means[list(subset)] - ages
+            scores[" + ".join(names[i] for i in subset)] = float(np.abs(error).mean())
     return scores
 
 
-def best_subsets(scores: dict[str, float], kept: int = SUBSETS_KEPT) -> dict[str, float]:
-    """The ``kept`` lowest of ``scores`` (ties by name), lowest first: all 2^n - 1 subsets of many
-    members would make summary.json megabytes long."""
-    return dict(sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))[:kept])
+def listed_subsets(scores: dict[str, float], kept: int = SUBSETS_KEPT) -> dict:
+    """What a summary lists of ``scores``: all of them, or when there are more than ``kept``, the
+    ``kept`` lowest (ties by name) with the count scored (2^n - 1 subsets of many members would make
+    summary.json megabytes long)."""
+    if len(scores) <= kept:
+        return {"val_age_mae_of_subsets": scores}
+    best = dict(sorted(scores.items(), key=lambda kv: (kv[1], kv[0]))[:kept])
+    return {"val_age_mae_of_subsets": best, "subsets_scored": len(scores)}
 
 
 def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, float]:
@@ -100,8 +110,8 @@ def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, flo
 def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
     """Write the run folder ``runs_dir/name`` of a registered ensemble ``recipe``
     (research.configs.experiments.Ensemble): the mixture's predictions on both splits, config.json
-    with the weights, summary.json with the best equal-weight subsets' validation MAE (and how many
-    were scored). Returns the
+    with the weights, summary.json with the equal-weight subsets' validation MAE (the best of them, and how
+    many were scored, when there are very many). Returns the
     summary. The test split is scored afterwards by evaluation, never here."""
     folders = {m: RunFolder(Path(runs_dir) / m) for m in recipe.inputs}
     for member, folder in folders.items():
@@ -143,7 +153,7 @@ def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
         "device_kind": "+".join(sorted({str(summaries[m].get("device_kind")) for m in members})),
         "image_size": "+".join(map(str, sorted({summaries[m]["image_size"] for m in members}, reverse=True))),
         "reduced_run": any(summaries[m].get("reduced_run") for m in members),
-        "val_age_mae_of_subsets": best_subsets(scored), "subsets_scored": len(scored),
+        **listed_subsets(scored),
         "provenance": provenance(data_sha256=first["provenance"]["data_sha256"])}
     write_json(out.summary_file, summary)
     return summary
