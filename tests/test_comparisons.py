@@ -145,8 +145,13 @@ def test_subset_scores_cover_every_subset_and_match_the_mixture():
     scores = subset_scores({"a": a, "b": b})
     assert set(scores) == {"a", "b", "a + b"} and scores["b"] == 0.0
     assert scores["a + b"] == pytest.approx(np.abs((a["pred_age"] - a["age"]) / 2).mean())
-    mixed = average_predictions([a, b])  # the mixture's own expected age scores the same
-    assert scores["a + b"] == pytest.approx(np.abs(mixed["pred_age"] - mixed["age"]).mean())
+    c = a.copy()
+    c["pred_age"] = a["age"] + 3.0
+    frames = {"a": a, "b": b.sample(frac=1.0, random_state=0), "c": c.iloc[::-1]}  # other row orders
+    scores = subset_scores(frames)
+    for subset in ("a + b", "a + c", "b + c", "a + b + c"):  # the mixture's own numbers, to the bit
+        mixed = average_predictions([frames[m] for m in subset.split(" + ")])
+        assert scores[subset] == float(np.abs(mixed["pred_age"] - mixed["age"]).mean())
 
 
 def test_listed_subsets_keep_the_lowest_in_order_and_count_them_all():

@@ -15,6 +15,7 @@ from _tiny_run import smoke_config
 
 from research.configs import experiments
 from research.configs.experiments import Run
+from research.configs.overrides import apply_overrides
 from research.data import nonfaces, protocol
 from research.inference import distribution_step
 from research.models.factory import create_model
@@ -84,6 +85,33 @@ def test_a_run_without_distillation_keeps_its_registry_hash():
     assert "distill_from=('results/models/a', 'results/models/b')" in repr(student)
     assert "distill_alpha=0.5" in repr(student)
     assert all("distill" not in repr(r) for r in experiments.RUNS.values() if not r.distill_from)
+
+
+def test_a_run_distils_with_teachers_and_alpha_together_or_not_at_all():
+    for teachers, alpha in (((), 0.5), (("results/models/a",), 0.0), (("results/models/a",), 1.5)):
+        with pytest.raises(ValueError, match="distill_from and 0 < distill_alpha <= 1 together"):
+            Run("c", "cpu", distill_from=teachers, distill_alpha=alpha)
+
+
+def test_a_distilled_registry_entry_configures_its_teachers_and_resume_checks_their_weights(distill_root):
+    """load_run_config turns the registry's fields into config.distill; a checkpoint records the
+    teachers' params checksums, so a resumed run refuses teachers whose weights changed."""
+    from research.configs import load_run_config
+    from research.training.loop import check_resumable, training_config
+
+    name = next(n for n, r in experiments.RUNS.items() if r.distill_from)
+    config = load_run_config(name)
+    assert list(config.distill.teachers) == list(experiments.RUNS[name].distill_from)
+    assert config.distill.alpha == experiments.RUNS[name].distill_alpha
+    _, smoke, teachers = distill_root
+    student = _distilled(smoke, teachers[:1])
+    meta = {"config": json.loads(json.dumps(training_config(student)))}
+    assert meta["config"]["distill_params_sha256"] == [hashlib.sha256(
+        (teachers[0] / "params.msgpack").read_bytes()).hexdigest()]
+    check_resumable(meta, student, teachers[0])
+    other = _distilled(smoke, teachers[1:])
+    with pytest.raises(ValueError, match="distill"):
+        check_resumable(meta, other, teachers[0])
 
 
 def test_make_variables_name_the_teachers_params(monkeypatch):
@@ -160,8 +188,13 @@ def test_bad_teachers_and_alpha_are_refused_by_name(distill_root, tmp_path):
     _, table = nonfaces.training_split(protocol.open_protocol(config), "train", False)
     with pytest.raises(ValueError, match="distill.alpha"):
         distill.teacher_targets(_distilled(config, teachers, alpha=1.5), table)
-    with pytest.raises(ValueError, match="params.msgpack is missing|is missing"):
+    with pytest.raises(ValueError, match="distill.alpha is 0.5 but distill.teachers is empty"):
+        distill.teacher_targets(_distilled(config, []), table)
+    with pytest.raises(ValueError, match="distill teacher .*params.msgpack is missing"):
         distill.teacher_targets(_distilled(config, [tmp_path / "nowhere"]), table)
+    elsewhere = _teacher_folder(tmp_path / "coral_teacher", apply_overrides(config, {"protocol": "coral"}), 4)
+    with pytest.raises(ValueError, match="trained on the 'coral' protocol"):
+        distill.teacher_targets(_distilled(config, [elsewhere]), table)
     broken = _teacher_folder(tmp_path / "broken", config, 3)
     (broken / "params.msgpack").write_bytes(b"not the teacher")
     with pytest.raises(ValueError, match="sha256"):

@@ -43,6 +43,11 @@ class Run:
     distill_from: tuple[str, ...] = ()
     distill_alpha: float = 0.0
 
+    def __post_init__(self) -> None:
+        if bool(self.distill_from) != (0.0 < self.distill_alpha <= 1.0):
+            raise ValueError(f"a run distils with distill_from and 0 < distill_alpha <= 1 together (got "
+                             f"{len(self.distill_from)} teachers, alpha {self.distill_alpha})")
+
     def __repr__(self) -> str:
         """The dataclass repr, the distillation fields left out when unused: a registry entry's hash
         (an input of its stages, research/stages.py) stays what it was before they existed."""

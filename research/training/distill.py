@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from research.data import nonfaces, protocol
+from research.data import archive, nonfaces, protocol
 from research.inference import distribution_step, each_eval_batch
 from research.models.factory import create_model
+from research.outputs import atomic_path
 from research.training import distributed
+from research.training.losses import distill_alpha
 from research.training.state import read_single_release
 
 KEYS = {"teacher_age": "age_probs", "teacher_gender": "p_gender", "teacher_race": "p_race"}
@@ -35,6 +37,8 @@ KEYS = {"teacher_age": "age_probs", "teacher_gender": "p_gender", "teacher_race"
 
 @dataclasses.dataclass(frozen=True)
 class Teacher:
+    """A loaded teacher: its folder, config (input size, model), variables and params checksum."""
+
     path: Path
     config: ml_collections.ConfigDict
     variables: dict
@@ -54,29 +58,45 @@ def load_teacher(folder: str | Path) -> Teacher:
     except FileNotFoundError as err:
         raise ValueError(f"{where}: {err.filename} is missing (a release folder comes from "
                          "scripts/export_model.py)") from err
+    if config.model.get("age_head", "classification") != "classification":
+        raise ValueError(f"{where} has a regression age head: a teacher must predict an age distribution")
     variables = {"params": stored["params"], "batch_stats": stored.get("batch_stats", {})}
     return Teacher(folder, config, variables, digest)
 
 
+def check_teacher_data(teacher: Teacher, config: ml_collections.ConfigDict) -> None:
+    """A teacher must come from the student's protocol (split): one trained on another split may have
+    seen the student's validation or test images."""
+    if teacher.config.get("protocol") != config.protocol:
+        raise ValueError(f"distill teacher {str(teacher.path)!r} was trained on the "
+                         f"{teacher.config.get('protocol')!r} protocol, the student on {config.protocol!r}: "
+                         "its training split may hold the student's validation or test images")
+
+
 def teachers_of(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-    """The configured teacher folders (none when the run is not distilled)."""
+    """The configured teacher folders (none when the run is not distilled); alpha must lie in
+    (0, 1] exactly when there are teachers, so that no setting silently does nothing."""
     distill = config.get("distill")
-    return tuple(distill.teachers) if distill is not None and distill.get("alpha", 0.0) else ()
+    if distill is None:
+        return ()
+    teachers, alpha = tuple(distill.get("teachers", ())), distill_alpha(config)
+    if teachers and not 0.0 < alpha <= 1.0:
+        raise ValueError(f"distill.alpha must be in (0, 1] (the teachers' share of each target), got {alpha}")
+    if alpha and not teachers:
+        raise ValueError(f"distill.alpha is {alpha} but distill.teachers is empty: name the teachers' "
+                         "release folders, or remove config.distill")
+    return teachers
 
 
-def alpha_of(config: ml_collections.ConfigDict) -> float:
-    """The weight of the teachers' targets in the training loss (0 when not distilled)."""
-    distill = config.get("distill")
-    return float(distill.get("alpha", 0.0)) if distill is not None else 0.0
-
-
-def check_alpha(alpha: float) -> None:
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"distill.alpha must be between 0 and 1 (the teachers' share of each target), "
-                         f"got {alpha}")
+def teacher_checksums(config: ml_collections.ConfigDict) -> list[str]:
+    """sha256 of each teacher's params file (a checkpoint records them: a resumed run must not mix
+    the targets of two sets of teachers)."""
+    return [archive.sha256_file(Path(folder) / "params.msgpack") for folder in teachers_of(config)]
 
 
 def _targets_key(metas: list[dict], split_sha256: str, files: pd.Series) -> str:
+    """The targets file's name: what the targets depend on (teachers' weights and sizes, the split
+    file, the training rows)."""
     files_digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
     blob = json.dumps({"teachers": metas, "split_sha256": split_sha256, "files": files_digest},
                       sort_keys=True)
@@ -90,12 +110,13 @@ def teacher_predictions(teacher: Teacher, config: ml_collections.ConfigDict, dat
     teacher_config = ml_collections.ConfigDict(config.to_dict())
     teacher_config.image_size = teacher.image_size
     cached = distributed.primary_first(lambda: protocol.open_protocol(teacher_config, data),
-                                       "decoded-image cache")
+                                       f"decoded-image cache {teacher.image_size} px (teacher)")
     rows, table = nonfaces.training_split(cached, "train", exclude)
     rows, table = rows[:len(files)], table.iloc[:len(files)]
     if not np.array_equal(table["file"].to_numpy(), files.to_numpy()):
-        raise ValueError(f"teacher {teacher.path}: the training rows of its {teacher_config.image_size} px "
-                         "cache are not the student's (another split file?); rebuild the caches")
+        raise ValueError(f"teacher {teacher.path}: the training rows of its {teacher.image_size} px cache "
+                         f"are not the student's (another split file?); delete {config.data.cache_root} and "
+                         "rerun to rebuild the caches")
     model = create_model(teacher.config.model)
     step = jax.jit(functools.partial(distribution_step, apply_fn=model.apply, tta_flip=False, weights=(1.0,)))
     batch_size = int(config.eval.batch_size)
@@ -121,9 +142,10 @@ def teacher_targets(config: ml_collections.ConfigDict, train_table: pd.DataFrame
     teachers = teachers_of(config)
     if not teachers:
         return {}
-    check_alpha(alpha_of(config))
     loaded = [load_teacher(folder) for folder in teachers]
-    split_sha = protocol.cache.archive.sha256_file(Path(config.data.split_dir) / f"{config.protocol}.csv")
+    for teacher in loaded:
+        check_teacher_data(teacher, config)
+    split_sha = archive.sha256_file(Path(config.data.split_dir) / f"{config.protocol}.csv")
     exclude = bool(config.data.get("exclude_nonfaces", False))
     metas = [{"params_sha256": t.params_sha256, "image_size": t.image_size} for t in loaded]
     files = train_table["file"].reset_index(drop=True)
@@ -134,9 +156,7 @@ def teacher_targets(config: ml_collections.ConfigDict, train_table: pd.DataFrame
     per_teacher = [teacher_predictions(t, config, data, exclude, files) for t in loaded]
     targets = {key: np.mean([p[key] for p in per_teacher], axis=0).astype(np.float32) for key in KEYS}
     if distributed.is_primary():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_suffix(".partial.npz")
-        np.savez(partial, **targets)
-        partial.replace(out)  # never a half-written targets file
+        with atomic_path(out) as tmp:  # never a half-written targets file
+            np.savez(tmp, **targets)
     distributed.barrier(f"{out} written")
     return targets

@@ -89,6 +89,8 @@ def training_config(config: ml_collections.ConfigDict) -> dict:
     shaping = {k: v for k, v in config.to_dict().items() if k != "data"}
     if config.data.get("exclude_nonfaces", False):
         shaping["exclude_nonfaces"] = True
+    if distill.teachers_of(config):  # the teachers' weights, not only their folders
+        shaping["distill_params_sha256"] = distill.teacher_checksums(config)
     return shaping
 
 

@@ -41,6 +41,13 @@ def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: flo
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets), valid.astype(jnp.float32)
 
 
+def distill_alpha(config) -> float:
+    """The weight of the teachers' targets in a run's loss (``config.distill.alpha``; 0 when the run is
+    not distilled: research/training/distill.py)."""
+    distill = config.get("distill")
+    return float(distill.get("alpha", 0.0)) if distill is not None else 0.0
+
+
 def distilled(terms: jnp.ndarray, logits: jnp.ndarray, teacher: jnp.ndarray, alpha: float) -> jnp.ndarray:
     """Per-example loss against the mixture (1 - alpha) x label target + alpha x teacher's
     probabilities: cross-entropy is linear in its target, so the mixture of the two terms."""
