@@ -110,9 +110,9 @@ def greedy_weights(frames: dict[str, pd.DataFrame], steps: int) -> dict[str, flo
 def make_ensemble(name: str, recipe, runs_dir: Path) -> dict:
     """Write the run folder ``runs_dir/name`` of a registered ensemble ``recipe``
     (research.configs.experiments.Ensemble): the mixture's predictions on both splits, config.json
-    with the weights, summary.json with the equal-weight subsets' validation MAE (the best of them, and how
-    many were scored, when there are very many). Returns the
-    summary. The test split is scored afterwards by evaluation, never here."""
+    with the weights, summary.json with the equal-weight subsets' validation MAE (the best of them,
+    and how many were scored, when there are very many). Returns the summary. The test split is
+    scored afterwards by evaluation, never here."""
     folders = {m: RunFolder(Path(runs_dir) / m) for m in recipe.inputs}
     for member, folder in folders.items():
         if not folder.predictions_file("val").is_file():

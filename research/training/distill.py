@@ -29,7 +29,7 @@ from research.inference import distribution_step, each_eval_batch
 from research.models.factory import create_model
 from research.outputs import atomic_path
 from research.training import distributed
-from research.training.losses import distill_alpha
+from research.training.losses import teacher_weight
 from research.training.state import read_single_release
 
 KEYS = {"teacher_age": "age_probs", "teacher_gender": "p_gender", "teacher_race": "p_race"}
@@ -79,7 +79,7 @@ def teachers_of(config: ml_collections.ConfigDict) -> tuple[str, ...]:
     distill = config.get("distill")
     if distill is None:
         return ()
-    teachers, alpha = tuple(distill.get("teachers", ())), distill_alpha(config)
+    teachers, alpha = tuple(distill.get("teachers", ())), teacher_weight(config)
     if teachers and not 0.0 < alpha <= 1.0:
         raise ValueError(f"distill.alpha must be in (0, 1] (the teachers' share of each target), got {alpha}")
     if alpha and not teachers:

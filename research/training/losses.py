@@ -41,7 +41,7 @@ def classification_loss(logits: jnp.ndarray, labels: jnp.ndarray, smoothing: flo
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets), valid.astype(jnp.float32)
 
 
-def distill_alpha(config) -> float:
+def teacher_weight(config) -> float:
     """The weight of the teachers' targets in a run's loss (``config.distill.alpha``; 0 when the run is
     not distilled: research/training/distill.py)."""
     distill = config.get("distill")

@@ -9,7 +9,7 @@ import numpy as np
 
 from research.models.preprocessing import normalize
 from research.training.augment import augment
-from research.training.losses import distill_alpha, multitask_loss, predicted_age
+from research.training.losses import multitask_loss, predicted_age, teacher_weight
 
 AXIS = "batch"
 
@@ -46,7 +46,7 @@ def train_step(state, batch: dict, key: jax.Array, config: ml_collections.Config
     def loss_fn(params):
         outputs, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, images,
                                           train=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
-        total, losses = multitask_loss(outputs, batch, config.loss, axis_name, distill_alpha(config))
+        total, losses = multitask_loss(outputs, batch, config.loss, axis_name, teacher_weight(config))
         return total, (losses, updates["batch_stats"], outputs)
 
     (total, (losses, batch_stats, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
