@@ -240,6 +240,9 @@ PRETRAINED_RECIPES = {"dlib_resnet_robust_cpu": "robust augmentations, 6 epochs"
                                                           "+ 4 + 4 epochs (continued, the 150 px student's "
                                                           "last 4, then 4 at 112 px distilled from it and "
                                                           "the fifth and sixth legs, another seed)"}
+# Distilled runs and the undistilled run of the same start, rates, seed and schedule (the report
+# sets them side by side; a distilled run without one is described but not compared).
+DISTILLATION_CONTROLS = {"dlib_resnet_distilled_at112_cpu": "dlib_resnet_continued5_at112_cpu"}
 SEED_BASE = "cnn_baseline"  # the run whose further seeds make the seed table
 SEED_RUNS = tuple(name for name in RUNS if name.startswith(f"{SEED_BASE}_s"))
 

@@ -50,6 +50,32 @@ def continuation_sentences(results: Results, runs: dict = experiments.RUNS) -> l
     return sentences
 
 
+def distillation_sentences(results: Results, runs: dict = experiments.RUNS,
+                           controls: dict[str, str] = experiments.DISTILLATION_CONTROLS) -> list[str]:
+    """For each scored distilled run (``distill_from``): its teachers and, where it has an
+    undistilled control that is scored too, both runs' validation and test age MAE."""
+    sentences = []
+    for name, entry in runs.items():
+        if not entry.distill_from or not results.exists(f"runs/{name}/metrics_test.json"):
+            continue
+        teachers = [t.rstrip("/").rsplit("/", 1)[-1] for t in entry.distill_from]
+        text = (f"{name} is distilled: {num(100 * entry.distill_alpha, 0)}% of each head's training target "
+                f"is the mean prediction of {' and '.join(teachers)} on that image.")
+        control = controls.get(name)
+        pair = (name, control)
+        if control and all(results.exists(f"runs/{n}/{f}") for n in pair
+                           for f in ("metrics_test.json", "summary.json")):
+            test = {n: results.json(f"runs/{n}/metrics_test.json") for n in pair}
+            val = {n: results.json(f"runs/{n}/summary.json")["best_val"]["age_mae"] for n in pair}
+            text += (f" Against {control}, the same start, rates, seed and schedule without teachers: "
+                     f"validation age MAE {num(val[name], 2)} against {num(val[control], 2)} years, test "
+                     f"{num(test[name]['age_mae'], 2)} against {num(test[control]['age_mae'], 2)}, gender "
+                     f"accuracy {num(100 * test[name]['gender_accuracy'], 1)}% against "
+                     f"{num(100 * test[control]['gender_accuracy'], 1)}%.")
+        sentences.append(text)
+    return sentences
+
+
 def _effect_sentence(effect: dict, names: dict[str, str]) -> str:
     change = effect["control_mae"] - effect["mae"]
     direction = "lower" if change > 0 else "raise"
@@ -69,7 +95,7 @@ def pretraining_section(results: Results) -> Markdown:
         return not_yet("make all (the pretrained runs and their controls are not trained yet)")
     names = {row.run: f"{row.architecture}" for row in frame.itertuples()}
     sentences = [_effect_sentence(e, names) for e in pretraining_effects(results)]
-    sentences += continuation_sentences(results)
+    sentences += continuation_sentences(results) + distillation_sentences(results)
     missing = [c for p, c in experiments.PRETRAINED_RUNS.items() if p in names and c not in names]
     if missing:
         sentences.append(f"Not yet trained: {', '.join(missing)} (the from-scratch control"
