@@ -162,6 +162,7 @@ def test_a_distilled_run_names_its_teachers_and_is_set_beside_its_control(tmp_pa
     results = Results(tmp_path / "report")
     student = dataclasses.replace(Run("c", "cpu"), distill_from=("results/models/t1", "results/models/t2/"),
                                   distill_alpha=0.5)
+    three = dataclasses.replace(student, distill_from=("a/t1", "a/t2", "a/t3"))
     runs = {"student": student, "control": Run("c", "cpu"), "unscored": student}
     described = ("student is distilled: 50% of each head's training target is the mean prediction of t1 "
                  "and t2 on that image.")
@@ -170,6 +171,7 @@ def test_a_distilled_run_names_its_teachers_and_is_set_beside_its_control(tmp_pa
         "age MAE 4.55 against 4.57 years, test 4.48 against 4.51, gender accuracy 94.0% against 94.1%."]
     assert distillation_sentences(results, runs, {}) == [described]  # no control: described only
     assert distillation_sentences(results, runs, {"student": "absent"}) == [described]
+    assert "mean prediction of t1, t2 and t3 on" in distillation_sentences(results, {"student": three}, {})[0]
 
 
 @pytest.fixture(scope="module")

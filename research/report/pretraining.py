@@ -59,8 +59,9 @@ def distillation_sentences(results: Results, runs: dict = experiments.RUNS,
         if not entry.distill_from or not results.exists(f"runs/{name}/metrics_test.json"):
             continue
         teachers = [t.rstrip("/").rsplit("/", 1)[-1] for t in entry.distill_from]
+        listed = " and ".join([", ".join(teachers[:-1]), teachers[-1]] if len(teachers) > 1 else teachers)
         text = (f"{name} is distilled: {num(100 * entry.distill_alpha, 0)}% of each head's training target "
-                f"is the mean prediction of {' and '.join(teachers)} on that image.")
+                f"is the mean prediction of {listed} on that image.")
         control = controls.get(name)
         pair = (name, control)
         if control and all(results.exists(f"runs/{n}/{f}") for n in pair
