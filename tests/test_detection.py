@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data
 
 from research.configs import load_config
-from research.configs.predict import detector_config, get_config
+from research.configs.predict import DETECTOR_SETTINGS, detector_config, get_config
 from research.models.factory import create_model
 from research.predict import faces, mtcnn
 from research.predict.annotate import annotate, label_layout, overlaps, place_labels
@@ -218,17 +218,30 @@ def test_the_latency_benchmark_times_each_model_variant_on_the_same_chips(tiny_r
 
 
 def test_paired_timings_interleave_the_contenders_in_rotating_order(monkeypatch):
+    import types
+
     from research.release import bench
 
-    calls = []
-    clock = iter(range(1000))
-    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
-    fns = {name: (lambda n=name: calls.append(n)) for name in ("a", "b", "c")}
+    calls, now = [], [0.0]
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+
+    def contender(name: str, seconds: float):
+        def call():
+            calls.append(name)
+            now[0] += seconds
+        return call
+    fns = {"a": contender("a", 1.0), "b": contender("b", 2.0), "c": contender("c", 4.0)}
     seconds = bench.paired_timings(fns, runs=3, warmup=1)
     # one warm-up call each, then each run calls every one once, starting one further along
     assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
-    assert {k: len(v) for k, v in seconds.items()} == {"a": 3, "b": 3, "c": 3}
-    assert all((v == 1.0).all() for v in seconds.values())  # each call is timed on its own
+    # each call's time is filed under its own name, whatever its place in the run
+    assert {k: v.tolist() for k, v in seconds.items()} == {"a": [1.0] * 3, "b": [2.0] * 3, "c": [4.0] * 3}
+
+
+def test_the_peer_settings_are_detector_settings():
+    from research.release.bench import PEER_SETTINGS
+
+    assert set(PEER_SETTINGS) <= set(DETECTOR_SETTINGS)
 
 
 def test_the_peer_comparison_reuses_the_interleaved_photo_times(tiny_release, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -213,3 +214,11 @@ def test_a_distilled_run_trains_and_its_loss_differs_from_the_undistilled(distil
                for name in ("plain", "taught")]
     assert history[0]["train/loss"] != pytest.approx(history[1]["train/loss"], rel=1e-3)
     assert plain["train_images"] == taught["train_images"]
+
+
+def test_a_distilled_run_and_its_control_differ_only_in_the_teachers():
+    """The report calls each DISTILLATION_CONTROLS pair "the same start, rates, seed and schedule"."""
+    for student, control in experiments.DISTILLATION_CONTROLS.items():
+        mine, theirs = experiments.RUNS[student], experiments.RUNS[control]
+        assert mine.distill_from and not theirs.distill_from
+        assert dataclasses.replace(mine, distill_from=(), distill_alpha=theirs.distill_alpha) == theirs
