@@ -750,7 +750,8 @@ def test_the_speed_targets_judge_the_peer_setting_and_say_how_the_release_runs(t
     record["tta_flip"] = False
     (bench / "predict_latency.json").write_text(json.dumps(record))
     markdown, numbers = speed_section(Results(tmp_path))
-    rows = [line for line in markdown.data.splitlines() if "peer's detector setting" in line]
+    rows = [line for line in markdown.data.splitlines()  # the targets table's rows, not the prose
+            if line.startswith("|") and "peer's detector setting" in line]
     assert len(rows) == 2
     assert rows[0].rstrip(" |").endswith("no") and rows[1].rstrip(" |").endswith("yes")
     assert f"{peer - 1.0:.1f} ms" in rows[1]
